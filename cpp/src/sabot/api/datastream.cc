@@ -1,0 +1,155 @@
+#include "sabot/api/datastream.h"
+
+#include <arrow/compute/initialize.h>
+
+#include "sabot/operators/filter.h"
+#include "sabot/operators/project.h"
+#include "sabot/operators/union.h"
+
+namespace sabot {
+
+arrow::Status InitializeRuntime() {
+  static arrow::Status status = arrow::compute::Initialize();
+  return status;
+}
+
+arrow::Result<JobResult> JobHandle::Wait() {
+  ARROW_RETURN_NOT_OK(job_->Wait());
+  return JobResult{job_->Metrics()};
+}
+
+DataStream DataStream::WithEdge(Partitioning p, std::vector<std::string> keys) const {
+  DataStream s = *this;
+  s.partitioning_ = p;
+  s.keys_ = std::move(keys);
+  return s;
+}
+
+DataStream DataStream::Apply(const std::string& kind,
+                             std::shared_ptr<const NodeOptions> options) const {
+  int id = env_->plan()->AddNode(kind, {edge()}, std::move(options));
+  return DataStream(env_, id);
+}
+
+DataStream DataStream::Map(BatchFunction fn, std::string description,
+                           std::shared_ptr<arrow::Schema> output_schema) const {
+  auto options = std::make_shared<MapOptions>();
+  options->fn = std::move(fn);
+  options->description = std::move(description);
+  options->output_schema = std::move(output_schema);
+  return Apply("map", options);
+}
+
+DataStream DataStream::FlatMap(FlatMapFunction fn, std::string description,
+                               std::shared_ptr<arrow::Schema> output_schema) const {
+  auto options = std::make_shared<FlatMapOptions>();
+  options->fn = std::move(fn);
+  options->description = std::move(description);
+  options->output_schema = std::move(output_schema);
+  return Apply("flat_map", options);
+}
+
+DataStream DataStream::Filter(arrow::compute::Expression predicate) const {
+  auto options = std::make_shared<FilterOptions>();
+  options->predicate = std::move(predicate);
+  return Apply("filter", options);
+}
+
+DataStream DataStream::Select(std::vector<arrow::compute::Expression> expressions,
+                              std::vector<std::string> names) const {
+  auto options = std::make_shared<ProjectOptions>();
+  options->expressions = std::move(expressions);
+  options->names = std::move(names);
+  return Apply("select", options);
+}
+
+DataStream DataStream::Select(const std::vector<std::string>& columns) const {
+  std::vector<arrow::compute::Expression> exprs;
+  for (const auto& c : columns) exprs.push_back(arrow::compute::field_ref(c));
+  return Select(std::move(exprs), columns);
+}
+
+DataStream DataStream::KeyBy(std::vector<std::string> keys) const {
+  return WithEdge(Partitioning::kHash, std::move(keys));
+}
+
+DataStream DataStream::Rebalance() const { return WithEdge(Partitioning::kRebalance); }
+
+DataStream DataStream::Broadcast() const { return WithEdge(Partitioning::kBroadcast); }
+
+DataStream DataStream::Union(const std::vector<DataStream>& others) const {
+  std::vector<PlanEdge> inputs{edge()};
+  for (const auto& o : others) inputs.push_back(o.edge());
+  int id = env_->plan()->AddNode("union", std::move(inputs), std::make_shared<UnionOptions>());
+  return DataStream(env_, id);
+}
+
+DataStream DataStream::SetParallelism(int parallelism) const {
+  env_->plan()->mutable_node(node_id_)->parallelism = parallelism;
+  return *this;
+}
+
+std::shared_ptr<CollectBuffer> DataStream::Collect() const {
+  auto options = std::make_shared<CollectSinkOptions>();
+  auto buffer = options->buffer;
+  Sink("collect_sink", options);
+  return buffer;
+}
+
+std::shared_ptr<std::atomic<int64_t>> DataStream::Discard() const {
+  auto options = std::make_shared<BlackholeSinkOptions>();
+  auto rows = options->rows;
+  Sink("blackhole_sink", options);
+  return rows;
+}
+
+void DataStream::Sink(const std::string& kind, std::shared_ptr<const NodeOptions> options) const {
+  // A sink runs at the parallelism of its input unless the stream was re-partitioned.
+  int id = env_->plan()->AddNode(kind, {edge()}, std::move(options));
+  if (partitioning_ == Partitioning::kForward) {
+    env_->plan()->mutable_node(id)->parallelism = env_->plan()->node(node_id_).parallelism;
+  }
+}
+
+std::shared_ptr<StreamEnvironment> StreamEnvironment::Make(JobOptions options) {
+  ARROW_CHECK_OK(InitializeRuntime());
+  return std::shared_ptr<StreamEnvironment>(new StreamEnvironment(options));
+}
+
+DataStream StreamEnvironment::FromBatches(std::shared_ptr<arrow::Schema> schema,
+                                          std::vector<std::shared_ptr<arrow::RecordBatch>> batches,
+                                          int parallelism) {
+  auto options = std::make_shared<BatchesSourceOptions>();
+  options->schema = std::move(schema);
+  options->batches = std::move(batches);
+  return FromSource("batches_source", options, parallelism);
+}
+
+arrow::Result<DataStream> StreamEnvironment::FromTable(const arrow::Table& table,
+                                                       int64_t batch_size, int parallelism) {
+  arrow::TableBatchReader reader(table);
+  reader.set_chunksize(batch_size);
+  ARROW_ASSIGN_OR_RAISE(auto batches, reader.ToRecordBatches());
+  return FromBatches(table.schema(), std::move(batches), parallelism);
+}
+
+DataStream StreamEnvironment::FromSource(const std::string& kind,
+                                         std::shared_ptr<const NodeOptions> options,
+                                         int parallelism) {
+  int id = plan_.AddNode(kind, {}, std::move(options), parallelism);
+  return DataStream(shared_from_this(), id);
+}
+
+arrow::Result<std::unique_ptr<JobHandle>> StreamEnvironment::Start() {
+  ARROW_RETURN_NOT_OK(InitializeRuntime());
+  ARROW_ASSIGN_OR_RAISE(auto job, Job::Make(plan_, options_));
+  ARROW_RETURN_NOT_OK(job->Start());
+  return std::make_unique<JobHandle>(std::move(job));
+}
+
+arrow::Result<JobResult> StreamEnvironment::Execute() {
+  ARROW_ASSIGN_OR_RAISE(auto handle, Start());
+  return handle->Wait();
+}
+
+}  // namespace sabot

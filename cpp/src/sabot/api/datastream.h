@@ -1,0 +1,126 @@
+// The C++ DataStream API: build a logical plan fluently, then execute it.
+//
+//   auto env = sabot::StreamEnvironment::Make();
+//   auto collected = env->FromBatches(schema, batches)
+//                        .Filter(greater(field_ref("price"), literal(100)))
+//                        .KeyBy({"auction"})
+//                        .Collect();
+//   ARROW_ASSIGN_OR_RAISE(auto result, env->Execute());
+//
+/// Threading contract: build on one thread; Execute/Start run the job on the
+/// environment's worker pool.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arrow/compute/expression.h>
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/table.h>
+
+#include "sabot/connectors/memory/memory.h"
+#include "sabot/exec/job.h"
+#include "sabot/operators/map.h"
+#include "sabot/plan/plan.h"
+
+namespace sabot {
+
+class StreamEnvironment;
+
+/// The result of a finished job.
+struct JobResult {
+  JobMetrics metrics;
+};
+
+/// A handle on a running job.
+class JobHandle {
+ public:
+  explicit JobHandle(std::shared_ptr<Job> job) : job_(std::move(job)) {}
+  arrow::Result<JobResult> Wait();
+  void Cancel() { job_->Cancel(); }
+  bool done() const { return job_->done(); }
+  JobMetrics Metrics() const { return job_->Metrics(); }
+  arrow::Status TriggerCheckpoint(int64_t id) { return job_->TriggerCheckpoint(id); }
+  Job* job() { return job_.get(); }
+
+ private:
+  std::shared_ptr<Job> job_;
+};
+
+/// A stream in the plan being built: a node, plus how its rows are partitioned
+/// to the next operator (forward unless KeyBy/Rebalance/Broadcast was called).
+class DataStream {
+ public:
+  DataStream(std::shared_ptr<StreamEnvironment> env, int node_id)
+      : env_(std::move(env)), node_id_(node_id) {}
+
+  DataStream Map(BatchFunction fn, std::string description = "map",
+                 std::shared_ptr<arrow::Schema> output_schema = nullptr) const;
+  DataStream FlatMap(FlatMapFunction fn, std::string description = "flat_map",
+                     std::shared_ptr<arrow::Schema> output_schema = nullptr) const;
+  DataStream Filter(arrow::compute::Expression predicate) const;
+  /// Computed columns: (expression, name) pairs.
+  DataStream Select(std::vector<arrow::compute::Expression> expressions,
+                    std::vector<std::string> names) const;
+  /// Keeps the named columns.
+  DataStream Select(const std::vector<std::string>& columns) const;
+  /// Rows with equal key columns go to the same instance of the next operator.
+  DataStream KeyBy(std::vector<std::string> keys) const;
+  DataStream Rebalance() const;
+  DataStream Broadcast() const;
+  DataStream Union(const std::vector<DataStream>& others) const;
+  /// Sets the parallelism of this stream's operator.
+  DataStream SetParallelism(int parallelism) const;
+  /// Any registered operator kind.
+  DataStream Apply(const std::string& kind, std::shared_ptr<const NodeOptions> options) const;
+
+  // Sinks.
+  std::shared_ptr<CollectBuffer> Collect() const;
+  std::shared_ptr<std::atomic<int64_t>> Discard() const;
+  void Sink(const std::string& kind, std::shared_ptr<const NodeOptions> options) const;
+
+  int node_id() const { return node_id_; }
+  const std::shared_ptr<StreamEnvironment>& env() const { return env_; }
+
+ private:
+  DataStream WithEdge(Partitioning p, std::vector<std::string> keys = {}) const;
+  PlanEdge edge() const { return PlanEdge{node_id_, partitioning_, keys_}; }
+
+  std::shared_ptr<StreamEnvironment> env_;
+  int node_id_;
+  Partitioning partitioning_ = Partitioning::kForward;
+  std::vector<std::string> keys_;
+};
+
+class StreamEnvironment : public std::enable_shared_from_this<StreamEnvironment> {
+ public:
+  static std::shared_ptr<StreamEnvironment> Make(JobOptions options = {});
+
+  DataStream FromBatches(std::shared_ptr<arrow::Schema> schema,
+                         std::vector<std::shared_ptr<arrow::RecordBatch>> batches,
+                         int parallelism = 1);
+  arrow::Result<DataStream> FromTable(const arrow::Table& table, int64_t batch_size = 65536,
+                                      int parallelism = 1);
+  DataStream FromSource(const std::string& kind, std::shared_ptr<const NodeOptions> options,
+                        int parallelism = 0);
+
+  /// Runs the plan to completion (bounded sources) and returns its metrics.
+  arrow::Result<JobResult> Execute();
+  arrow::Result<std::unique_ptr<JobHandle>> Start();
+
+  LogicalPlan* plan() { return &plan_; }
+  JobOptions* options() { return &options_; }
+
+ private:
+  explicit StreamEnvironment(JobOptions options) : options_(options) {}
+  LogicalPlan plan_;
+  JobOptions options_;
+};
+
+/// Initializes Arrow's compute function registry (needed once per process with
+/// Arrow 21+). Idempotent; called by StreamEnvironment::Make.
+arrow::Status InitializeRuntime();
+
+}  // namespace sabot

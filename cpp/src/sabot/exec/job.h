@@ -1,0 +1,104 @@
+// A running job: the physical plan built from a logical plan, its tasks, channels,
+// worker pool, memory pool, metrics and checkpoint bookkeeping.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <arrow/compute/exec.h>
+#include <arrow/result.h>
+
+#include "sabot/exec/channel.h"
+#include "sabot/exec/memory.h"
+#include "sabot/exec/metrics.h"
+#include "sabot/exec/scheduler.h"
+#include "sabot/exec/task.h"
+#include "sabot/plan/plan.h"
+
+namespace sabot {
+
+struct JobOptions {
+  /// Default parallelism of operators that set none; 0 = number of cores.
+  int parallelism = 0;
+  /// Worker threads; 0 = number of cores.
+  int num_threads = 0;
+  /// Bounds of each channel between tasks.
+  int64_t channel_max_rows = 131072;
+  int64_t channel_max_bytes = 32 << 20;
+  /// Cap of the job's memory pool; 0 = no cap.
+  int64_t memory_cap_bytes = 0;
+  /// Number of key groups; the upper bound of any operator's parallelism.
+  int max_parallelism = 128;
+};
+
+/// Physical planning: a node joins its upstream's chain when the edge is forward,
+/// both have the same parallelism, the upstream has no other consumer and the
+/// node has no other input. Every chain becomes `parallelism` tasks.
+///
+/// Threading contract: Start/Wait/Cancel/Metrics/TriggerCheckpoint may be called
+/// from any thread. Wait returns the first error any task hit (with the name of
+/// the operator) after every task stopped.
+class Job {
+ public:
+  static arrow::Result<std::shared_ptr<Job>> Make(const LogicalPlan& plan, JobOptions options);
+  ~Job();
+
+  arrow::Status Start();
+  arrow::Status Wait();
+  void Cancel();
+  bool done() const;
+  JobMetrics Metrics() const;
+  std::string DescribePhysicalPlan() const;
+
+  /// Injects barrier `checkpoint_id` at every source; completion is counted when
+  /// every task acknowledged it. Returns at once.
+  arrow::Status TriggerCheckpoint(int64_t checkpoint_id);
+  int64_t completed_checkpoints() const { return completed_checkpoints_.load(); }
+
+  // Called by tasks.
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  void Fail(const arrow::Status& status);
+  void TaskFinished(Task* task);
+  void AcknowledgeCheckpoint(int64_t checkpoint_id);
+
+  JobMemoryPool* pool() { return pool_; }
+  int parallelism_of(int node_id) const { return node_parallelism_.at(node_id); }
+
+ private:
+  Job(const LogicalPlan& plan, JobOptions options);
+  arrow::Status Build();
+
+  LogicalPlan plan_;
+  JobOptions options_;
+  // Never freed: buffers allocated by the job (collected results handed to Python,
+  // batches kept by the caller) may outlive the job and free through the pool.
+  JobMemoryPool* pool_;
+  std::unique_ptr<arrow::compute::ExecContext> exec_context_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::vector<int> node_parallelism_;
+  std::vector<std::vector<int>> chains_;  // node ids per chain
+  std::vector<std::unique_ptr<Task>> tasks_;
+  std::vector<std::unique_ptr<Channel>> channels_;
+  // metrics_[node][instance]
+  std::vector<std::vector<std::unique_ptr<OperatorMetrics>>> op_metrics_;
+  std::vector<int> next_in_chain_;  // node id of the chained successor, or -1
+
+  mutable std::mutex mutex_;
+  std::condition_variable done_cv_;
+  arrow::Status status_;
+  size_t finished_tasks_ = 0;
+  bool started_ = false;
+  std::atomic<bool> cancelled_{false};
+  int64_t start_ns_ = 0;
+  int64_t end_ns_ = 0;
+  std::atomic<int64_t> completed_checkpoints_{0};
+  int64_t pending_checkpoint_ = -1;
+  size_t pending_acks_ = 0;
+};
+
+}  // namespace sabot

@@ -1,0 +1,83 @@
+// The runtime operator interface. Every built-in and user operator implements it.
+//
+/// Threading contract: one operator instance is driven by exactly one task, and a
+/// task runs on one worker thread at a time, so operator code is single-threaded
+/// and needs no locks. The runtime (not the operator) merges watermarks from
+/// several inputs, aligns checkpoint barriers and signals end of stream.
+///
+/// Lifecycle: Open -> (ProcessBatch | OnWatermark | SnapshotState)* -> Close.
+/// Close is called once at end of input and may emit final results.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arrow/compute/exec.h>
+#include <arrow/memory_pool.h>
+#include <arrow/record_batch.h>
+#include <arrow/status.h>
+
+namespace sabot {
+
+class Collector;
+
+/// Where an operator sends its output: the next operator of the chain, or the
+/// task's output channels.
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  virtual arrow::Status Emit(std::shared_ptr<arrow::RecordBatch> batch) = 0;
+  virtual arrow::Status EmitWatermark(int64_t watermark) = 0;
+};
+
+/// A state table an operator declares, so the state layer can snapshot it.
+struct StateDescriptor {
+  std::string name;
+  std::string kind;  // "value", "list", "map", ...
+};
+
+/// Runtime facts and services available to an operator instance.
+struct OperatorContext {
+  std::string operator_name;  ///< e.g. "filter#3"
+  int instance_index = 0;
+  int parallelism = 1;
+  int max_parallelism = 128;
+  arrow::MemoryPool* pool = arrow::default_memory_pool();
+  arrow::compute::ExecContext* exec_context = nullptr;
+  int64_t current_watermark = 0;
+};
+
+class Operator {
+ public:
+  virtual ~Operator() = default;
+
+  /// Called once before the first element; restores state when the state layer
+  /// has a snapshot for this instance.
+  virtual arrow::Status Open(OperatorContext* ctx) { return arrow::Status::OK(); }
+
+  /// Processes one batch that arrived on input `input` (0 for single-input operators).
+  virtual arrow::Status ProcessBatch(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
+                                     OperatorContext* ctx, Collector* out) = 0;
+
+  /// Event time reached `watermark` (already merged over all inputs). The default
+  /// forwards it; operators that hold back rows (windows) override this.
+  virtual arrow::Status OnWatermark(int64_t watermark, OperatorContext* ctx, Collector* out) {
+    return out->EmitWatermark(watermark);
+  }
+
+  /// Barrier `checkpoint_id` is aligned on every input: persist state. The runtime
+  /// forwards the barrier afterwards.
+  virtual arrow::Status SnapshotState(int64_t checkpoint_id, OperatorContext* ctx) {
+    return arrow::Status::OK();
+  }
+
+  /// End of input on all inputs: flush what is pending.
+  virtual arrow::Status Close(OperatorContext* ctx, Collector* out) { return arrow::Status::OK(); }
+
+  /// The state tables this operator keeps (empty for stateless operators).
+  virtual std::vector<StateDescriptor> state_tables() const { return {}; }
+};
+
+}  // namespace sabot

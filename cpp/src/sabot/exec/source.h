@@ -1,0 +1,33 @@
+// The runtime source interface: one SourceReader per parallel source instance.
+#pragma once
+
+#include <memory>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
+#include "sabot/exec/operator.h"
+#include "sabot/exec/stream_element.h"
+
+namespace sabot {
+
+/// What a source instance produced in one poll.
+enum class PollResult {
+  kElement,      ///< `*out` holds a batch or a watermark
+  kNotReady,     ///< nothing now (e.g. waiting for a broker); poll again later
+  kEndOfInput,   ///< the source is exhausted
+};
+
+/// Reads one split (partition, file range, generator slice) of a source.
+///
+/// Threading contract: like operators, a reader is driven by one task at a time.
+/// Poll must not block for long: a source that waits for data returns kNotReady.
+class SourceReader {
+ public:
+  virtual ~SourceReader() = default;
+  virtual arrow::Status Open(OperatorContext* ctx) { return arrow::Status::OK(); }
+  virtual arrow::Result<PollResult> Poll(StreamElement* out) = 0;
+  virtual arrow::Status Close() { return arrow::Status::OK(); }
+};
+
+}  // namespace sabot

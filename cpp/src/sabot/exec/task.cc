@@ -1,0 +1,401 @@
+#include "sabot/exec/task.h"
+
+#include <algorithm>
+
+#include "sabot/exec/job.h"
+#include "sabot/exec/partitioner.h"
+#include "sabot/exec/scheduler.h"
+
+namespace sabot {
+
+namespace {
+
+// A slice ends after this many elements or this much time, so that tasks share
+// the worker threads fairly.
+constexpr int kSliceMaxElements = 64;
+constexpr int64_t kSliceMaxNanos = 2'000'000;
+
+// Prefixes an error with the operator it came from, once.
+arrow::Status WithOperator(const arrow::Status& st, const OperatorContext& ctx) {
+  if (st.ok()) return st;
+  const std::string& msg = st.message();
+  if (msg.rfind("operator '", 0) == 0) return st;
+  return st.WithMessage("operator '", ctx.operator_name, "' (instance ", ctx.instance_index + 1,
+                        " of ", ctx.parallelism, "): ", msg);
+}
+
+}  // namespace
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---------------------------------------------------------------------------
+// Output routing
+
+arrow::Status OutputRouter::Emit(std::shared_ptr<arrow::RecordBatch> batch) {
+  if (batch->num_rows() == 0) return arrow::Status::OK();
+  for (auto& edge : edges) {
+    const size_t n = edge.channels.size();
+    switch (edge.partitioning) {
+      case Partitioning::kForward:
+        edge.channels[0]->Push(StreamElement::Batch(batch));
+        break;
+      case Partitioning::kRebalance:
+        edge.channels[edge.next_channel]->Push(StreamElement::Batch(batch));
+        edge.next_channel = (edge.next_channel + 1) % n;
+        break;
+      case Partitioning::kBroadcast:
+        for (auto* ch : edge.channels) ch->Push(StreamElement::Batch(batch));
+        break;
+      case Partitioning::kHash: {
+        if (edge.key_indices.empty()) {
+          ARROW_ASSIGN_OR_RAISE(edge.key_indices,
+                                ResolveKeyColumns(*batch->schema(), edge.keys,
+                                                  "key_by after '" + producer_name + "'"));
+        }
+        std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
+        ARROW_RETURN_NOT_OK(PartitionByKey(batch, edge.key_indices, static_cast<int>(n),
+                                           max_parallelism, pool, &parts));
+        for (size_t i = 0; i < n; ++i) {
+          if (parts[i]) edge.channels[i]->Push(StreamElement::Batch(std::move(parts[i])));
+        }
+        break;
+      }
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status OutputRouter::EmitWatermark(int64_t watermark) {
+  Broadcast(StreamElement::Watermark(watermark));
+  return arrow::Status::OK();
+}
+
+void OutputRouter::Broadcast(const StreamElement& element) {
+  for (auto& edge : edges) {
+    for (auto* ch : edge.channels) ch->Push(element);
+  }
+}
+
+bool OutputRouter::AnyFull() const {
+  for (const auto& edge : edges) {
+    for (const auto* ch : edge.channels) {
+      if (ch->Full()) return true;
+    }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Chaining
+
+arrow::Status SlotOutput::Emit(std::shared_ptr<arrow::RecordBatch> batch) {
+  metrics->rows_out.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+  metrics->batches_out.fetch_add(1, std::memory_order_relaxed);
+  if (next) return next->Process(0, batch);
+  return router->Emit(std::move(batch));
+}
+
+arrow::Status SlotOutput::EmitWatermark(int64_t watermark) {
+  if (next) return next->Watermark(watermark);
+  return router->EmitWatermark(watermark);
+}
+
+arrow::Status OperatorSlot::Process(int input, const std::shared_ptr<arrow::RecordBatch>& batch) {
+  metrics->rows_in.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+  metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
+  int64_t start = NowNanos();
+  auto st = op->ProcessBatch(input, batch, &ctx, &out);
+  metrics->busy_ns_inclusive.fetch_add(NowNanos() - start, std::memory_order_relaxed);
+  return WithOperator(st, ctx);
+}
+
+arrow::Status OperatorSlot::Watermark(int64_t watermark) {
+  ctx.current_watermark = watermark;
+  return WithOperator(op->OnWatermark(watermark, &ctx, &out), ctx);
+}
+
+// ---------------------------------------------------------------------------
+// Task
+
+Task::Task(Job* job, Scheduler* scheduler, std::string name)
+    : job_(job), scheduler_(scheduler), name_(std::move(name)) {
+  wait_since_ns_ = NowNanos();
+}
+
+void Task::Wake() {
+  std::lock_guard<std::mutex> lock(sched_mutex_);
+  switch (sched_state_) {
+    case SchedState::kWaiting:
+      sched_state_ = SchedState::kQueued;
+      scheduler_->Enqueue(this);
+      break;
+    case SchedState::kRunning:
+      wake_pending_ = true;
+      break;
+    case SchedState::kQueued:
+    case SchedState::kDone:
+      break;
+  }
+}
+
+void Task::InjectBarrier(int64_t checkpoint_id) {
+  injected_barrier_.store(checkpoint_id);
+  Wake();
+}
+
+void Task::AfterSlice(SliceResult result) {
+  int64_t now = NowNanos();
+  bool finished = false;
+  {
+    std::lock_guard<std::mutex> lock(sched_mutex_);
+    wait_since_ns_ = now;
+    if (result == SliceResult::kFinished) {
+      sched_state_ = SchedState::kDone;
+      finished = true;
+    } else if (result == SliceResult::kYield || result == SliceResult::kNotReady ||
+               wake_pending_) {
+      wake_pending_ = false;
+      wait_reason_ = WaitReason::kNone;
+      sched_state_ = SchedState::kQueued;
+      scheduler_->Enqueue(this);
+    } else {
+      wait_reason_ = result == SliceResult::kBlockedOutput      ? WaitReason::kOutput
+                     : result == SliceResult::kBlockedAlignment ? WaitReason::kAlignment
+                                                                : WaitReason::kInput;
+      sched_state_ = SchedState::kWaiting;
+    }
+  }
+  if (finished) job_->TaskFinished(this);
+}
+
+Task::SliceResult Task::RunSlice() {
+  int64_t start = NowNanos();
+  {
+    std::lock_guard<std::mutex> lock(sched_mutex_);
+    int64_t waited = start - wait_since_ns_;
+    if (wait_reason_ == WaitReason::kOutput) {
+      metrics_.backpressured_ns.fetch_add(waited, std::memory_order_relaxed);
+    } else if (wait_reason_ == WaitReason::kInput || wait_reason_ == WaitReason::kAlignment) {
+      metrics_.idle_ns.fetch_add(waited, std::memory_order_relaxed);
+    }
+    wait_reason_ = WaitReason::kNone;
+    sched_state_ = SchedState::kRunning;
+    wake_pending_ = false;
+  }
+  SliceResult result = SliceResult::kYield;
+  arrow::Status st;
+  if (finished_) {
+    result = SliceResult::kFinished;
+  } else if (job_->cancelled()) {
+    finished_ = true;
+    result = SliceResult::kFinished;
+  } else {
+    if (!opened_) st = Open();
+    if (st.ok()) st = source ? RunSource(&result) : RunInputs(&result);
+    if (!st.ok()) {
+      job_->Fail(st);
+      finished_ = true;
+      result = SliceResult::kFinished;
+    }
+  }
+  metrics_.busy_ns.fetch_add(NowNanos() - start, std::memory_order_relaxed);
+  metrics_.slices.fetch_add(1, std::memory_order_relaxed);
+  return result;
+}
+
+arrow::Status Task::Open() {
+  opened_ = true;
+  if (source) ARROW_RETURN_NOT_OK(WithOperator(source->Open(&source_ctx), source_ctx));
+  for (auto& slot : slots) ARROW_RETURN_NOT_OK(WithOperator(slot->op->Open(&slot->ctx), slot->ctx));
+  return arrow::Status::OK();
+}
+
+Collector* Task::head() { return &source_out; }
+
+arrow::Status Task::Snapshot(int64_t checkpoint_id) {
+  for (auto& slot : slots) {
+    ARROW_RETURN_NOT_OK(WithOperator(slot->op->SnapshotState(checkpoint_id, &slot->ctx), slot->ctx));
+  }
+  router.Broadcast(StreamElement::Barrier(checkpoint_id));
+  job_->AcknowledgeCheckpoint(checkpoint_id);
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::Finish() {
+  if (current_watermark_ < kMaxWatermark) ARROW_RETURN_NOT_OK(DeliverWatermark(kMaxWatermark));
+  for (auto& slot : slots) {
+    ARROW_RETURN_NOT_OK(WithOperator(slot->op->Close(&slot->ctx, &slot->out), slot->ctx));
+  }
+  if (source) ARROW_RETURN_NOT_OK(WithOperator(source->Close(), source_ctx));
+  router.Broadcast(StreamElement::EndOfStream());
+  finished_ = true;
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::DeliverWatermark(int64_t watermark) {
+  current_watermark_ = watermark;
+  if (source) return source_out.EmitWatermark(watermark);
+  return slots.front()->Watermark(watermark);
+}
+
+arrow::Status Task::RunSource(SliceResult* result) {
+  int64_t start = NowNanos();
+  for (int i = 0; i < kSliceMaxElements; ++i) {
+    int64_t barrier = injected_barrier_.exchange(-1);
+    if (barrier >= 0) ARROW_RETURN_NOT_OK(Snapshot(barrier));
+    if (router.AnyFull()) {
+      *result = SliceResult::kBlockedOutput;
+      return arrow::Status::OK();
+    }
+    StreamElement element;
+    ARROW_ASSIGN_OR_RAISE(PollResult poll, source->Poll(&element));
+    if (poll == PollResult::kNotReady) {
+      *result = SliceResult::kNotReady;
+      return arrow::Status::OK();
+    }
+    if (poll == PollResult::kEndOfInput) {
+      ARROW_RETURN_NOT_OK(Finish());
+      *result = SliceResult::kFinished;
+      return arrow::Status::OK();
+    }
+    if (element.kind == ElementKind::kBatch) {
+      ARROW_RETURN_NOT_OK(WithOperator(source_out.Emit(std::move(element.batch)), source_ctx));
+    } else if (element.kind == ElementKind::kWatermark) {
+      if (element.value > current_watermark_) ARROW_RETURN_NOT_OK(DeliverWatermark(element.value));
+    } else {
+      return arrow::Status::Invalid("source '", source_ctx.operator_name,
+                                    "' produced a control element it may not produce: ",
+                                    element.ToString());
+    }
+    if (NowNanos() - start > kSliceMaxNanos) break;
+  }
+  *result = SliceResult::kYield;
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::HandleElement(InputChannelState* input, StreamElement element) {
+  switch (element.kind) {
+    case ElementKind::kBatch:
+      return slots.front()->Process(input->logical_input, element.batch);
+    case ElementKind::kWatermark: {
+      input->watermark = std::max(input->watermark, element.value);
+      int64_t merged = kMaxWatermark;
+      for (const auto& in : inputs) {
+        if (!in.end_of_stream) merged = std::min(merged, in.watermark);
+      }
+      if (merged > current_watermark_) return DeliverWatermark(merged);
+      return arrow::Status::OK();
+    }
+    case ElementKind::kBarrier:
+      if (aligning_checkpoint_ >= 0 && aligning_checkpoint_ != element.value) {
+        return arrow::Status::Invalid("task '", name_, "' received barrier ", element.value,
+                                      " while aligning checkpoint ", aligning_checkpoint_);
+      }
+      aligning_checkpoint_ = element.value;
+      input->blocked_by_barrier = true;
+      return CheckAlignment();
+    case ElementKind::kEndOfStream: {
+      input->end_of_stream = true;
+      ARROW_RETURN_NOT_OK(CheckAlignment());
+      // The finished channel no longer holds back the merged watermark.
+      int64_t merged = kMaxWatermark;
+      bool any_open = false;
+      for (const auto& in : inputs) {
+        if (!in.end_of_stream) {
+          merged = std::min(merged, in.watermark);
+          any_open = true;
+        }
+      }
+      if (any_open && merged > current_watermark_) return DeliverWatermark(merged);
+      return arrow::Status::OK();
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::CheckAlignment() {
+  if (aligning_checkpoint_ < 0) return arrow::Status::OK();
+  for (const auto& in : inputs) {
+    if (!in.end_of_stream && !in.blocked_by_barrier) return arrow::Status::OK();
+  }
+  int64_t id = aligning_checkpoint_;
+  aligning_checkpoint_ = -1;
+  for (auto& in : inputs) in.blocked_by_barrier = false;
+  return Snapshot(id);
+}
+
+arrow::Status Task::RunInputs(SliceResult* result) {
+  int64_t start = NowNanos();
+  const size_t n = inputs.size();
+  for (int processed = 0; processed < kSliceMaxElements;) {
+    if (router.AnyFull()) {
+      *result = SliceResult::kBlockedOutput;
+      return arrow::Status::OK();
+    }
+    bool got = false;
+    bool all_done = true;
+    bool any_blocked = false;
+    for (size_t k = 0; k < n; ++k) {
+      InputChannelState& in = inputs[(next_input_ + k) % n];
+      if (in.end_of_stream) continue;
+      all_done = false;
+      if (in.blocked_by_barrier) {
+        any_blocked = true;
+        continue;
+      }
+      StreamElement element;
+      if (in.channel->TryPop(&element)) {
+        next_input_ = (next_input_ + k + 1) % n;
+        ARROW_RETURN_NOT_OK(HandleElement(&in, std::move(element)));
+        got = true;
+        ++processed;
+        break;
+      }
+    }
+    if (all_done) {
+      ARROW_RETURN_NOT_OK(Finish());
+      *result = SliceResult::kFinished;
+      return arrow::Status::OK();
+    }
+    if (!got) {
+      *result = any_blocked ? SliceResult::kBlockedAlignment : SliceResult::kBlockedInput;
+      return arrow::Status::OK();
+    }
+    if (NowNanos() - start > kSliceMaxNanos) break;
+  }
+  *result = SliceResult::kYield;
+  return arrow::Status::OK();
+}
+
+TaskMetricsSnapshot Task::MetricsSnapshot() const {
+  TaskMetricsSnapshot s;
+  s.name = name_;
+  s.busy_ns = metrics_.busy_ns.load(std::memory_order_relaxed);
+  s.idle_ns = metrics_.idle_ns.load(std::memory_order_relaxed);
+  s.backpressured_ns = metrics_.backpressured_ns.load(std::memory_order_relaxed);
+  auto* self = const_cast<Task*>(this);
+  std::lock_guard<std::mutex> lock(self->sched_mutex_);
+  switch (sched_state_) {
+    case SchedState::kDone:
+      s.state = "finished";
+      break;
+    case SchedState::kRunning:
+      s.state = "running";
+      break;
+    case SchedState::kQueued:
+      s.state = "runnable";
+      break;
+    case SchedState::kWaiting:
+      s.state = wait_reason_ == WaitReason::kOutput      ? "backpressured"
+                : wait_reason_ == WaitReason::kAlignment ? "aligning"
+                                                         : "waiting-input";
+      break;
+  }
+  return s;
+}
+
+}  // namespace sabot

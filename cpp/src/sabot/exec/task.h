@@ -1,0 +1,145 @@
+// A task: one parallel instance of a chain of forward-connected operators, fed by
+// a source reader or by input channels, writing to output channels.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sabot/exec/channel.h"
+#include "sabot/exec/metrics.h"
+#include "sabot/exec/operator.h"
+#include "sabot/exec/source.h"
+#include "sabot/plan/plan.h"
+
+namespace sabot {
+
+class Job;
+class Scheduler;
+
+/// The outgoing side of one plan edge, seen from one producer task.
+struct OutputEdge {
+  Partitioning partitioning = Partitioning::kForward;
+  std::vector<std::string> keys;
+  std::vector<int> key_indices;      // resolved on the first batch
+  std::vector<Channel*> channels;    // indexed by consumer instance
+  size_t next_channel = 0;           // round robin cursor
+};
+
+/// Routes a task's output to its channels: partitions batches, broadcasts control.
+class OutputRouter : public Collector {
+ public:
+  std::vector<OutputEdge> edges;
+  std::string producer_name;
+  int max_parallelism = 128;
+  arrow::MemoryPool* pool = nullptr;
+
+  arrow::Status Emit(std::shared_ptr<arrow::RecordBatch> batch) override;
+  arrow::Status EmitWatermark(int64_t watermark) override;
+  void Broadcast(const StreamElement& element);
+  bool AnyFull() const;
+};
+
+struct OperatorSlot;
+
+/// Collects one chained operator's output: counts it and hands it to the next
+/// operator of the chain, or to the router at the chain's tail.
+class SlotOutput : public Collector {
+ public:
+  OperatorMetrics* metrics = nullptr;
+  OperatorSlot* next = nullptr;
+  Collector* router = nullptr;
+
+  arrow::Status Emit(std::shared_ptr<arrow::RecordBatch> batch) override;
+  arrow::Status EmitWatermark(int64_t watermark) override;
+};
+
+/// One operator instance inside a task's chain.
+struct OperatorSlot {
+  int node_id = -1;
+  std::unique_ptr<Operator> op;
+  OperatorContext ctx;
+  OperatorMetrics* metrics = nullptr;
+  SlotOutput out;
+
+  arrow::Status Process(int input, const std::shared_ptr<arrow::RecordBatch>& batch);
+  arrow::Status Watermark(int64_t watermark);
+};
+
+/// State of one input channel of a task.
+struct InputChannelState {
+  Channel* channel = nullptr;
+  int logical_input = 0;  ///< index of the plan edge it belongs to
+  int64_t watermark = kMinWatermark;
+  bool end_of_stream = false;
+  bool blocked_by_barrier = false;
+};
+
+/// Threading contract: RunSlice is called by one worker at a time (the task is
+/// queued at most once); Wake may be called from any thread.
+class Task {
+ public:
+  enum class SliceResult { kYield, kNotReady, kBlockedInput, kBlockedOutput, kBlockedAlignment,
+                           kFinished };
+
+  Task(Job* job, Scheduler* scheduler, std::string name);
+
+  /// Makes the task runnable if it was waiting; remembers the wake-up if running.
+  void Wake();
+  /// Runs until blocked, finished, or the slice budget is spent.
+  SliceResult RunSlice();
+  /// Called by the worker after RunSlice: re-queues or parks the task.
+  void AfterSlice(SliceResult result);
+
+  /// Asks a source task to emit checkpoint barrier `checkpoint_id` (any thread).
+  void InjectBarrier(int64_t checkpoint_id);
+
+  const std::string& name() const { return name_; }
+  TaskMetricsSnapshot MetricsSnapshot() const;
+
+  // Wiring, set up by the Job before start.
+  std::unique_ptr<SourceReader> source;
+  OperatorContext source_ctx;
+  OperatorMetrics* source_metrics = nullptr;
+  SlotOutput source_out;
+  std::vector<InputChannelState> inputs;
+  std::vector<std::unique_ptr<OperatorSlot>> slots;
+  OutputRouter router;
+
+ private:
+  enum class SchedState { kWaiting, kQueued, kRunning, kDone };
+
+  arrow::Status Open();
+  arrow::Status RunSource(SliceResult* result);
+  arrow::Status RunInputs(SliceResult* result);
+  arrow::Status HandleElement(InputChannelState* input, StreamElement element);
+  arrow::Status DeliverWatermark(int64_t watermark);
+  arrow::Status CheckAlignment();
+  arrow::Status Snapshot(int64_t checkpoint_id);
+  arrow::Status Finish();
+  Collector* head();
+
+  Job* job_;
+  Scheduler* scheduler_;
+  std::string name_;
+  bool opened_ = false;
+  bool finished_ = false;
+  int64_t current_watermark_ = kMinWatermark;
+  int64_t aligning_checkpoint_ = -1;
+  size_t next_input_ = 0;
+  std::atomic<int64_t> injected_barrier_{-1};
+
+  std::mutex sched_mutex_;
+  SchedState sched_state_ = SchedState::kQueued;
+  bool wake_pending_ = false;
+  WaitReason wait_reason_ = WaitReason::kNone;
+  int64_t wait_since_ns_ = 0;
+  TaskMetrics metrics_;
+};
+
+int64_t NowNanos();
+
+}  // namespace sabot

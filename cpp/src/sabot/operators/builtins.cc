@@ -1,0 +1,21 @@
+// The list of built-in operators, sources and sinks. One explicit list (rather
+// than static registration objects) so that linking the static core library can
+// never silently drop an operator.
+#include "sabot/connectors/memory/memory.h"
+#include "sabot/operators/filter.h"
+#include "sabot/operators/map.h"
+#include "sabot/operators/project.h"
+#include "sabot/operators/union.h"
+#include "sabot/plan/registry.h"
+
+namespace sabot {
+
+void RegisterBuiltins(OperatorRegistry* registry) {
+  RegisterMapOperators(registry);
+  RegisterFilterOperator(registry);
+  RegisterProjectOperator(registry);
+  RegisterUnionOperator(registry);
+  RegisterMemoryConnectors(registry);
+}
+
+}  // namespace sabot

@@ -1,0 +1,74 @@
+// Logical plan: what the C++ DataStream API, the Python API and (later) SQL all
+// build. Plan nodes name their operator by registry key; the runtime creates the
+// operator instances from the registry (see plan/registry.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arrow/status.h>
+
+namespace sabot {
+
+/// How rows travel from one node's instances to the next node's instances.
+enum class Partitioning {
+  kForward,    ///< instance i -> instance i (same parallelism); chainable
+  kHash,       ///< by hash of key columns: one key always reaches one instance
+  kRebalance,  ///< round robin over all downstream instances
+  kBroadcast,  ///< every row to every downstream instance
+};
+
+const char* PartitioningName(Partitioning p);
+
+struct PlanEdge {
+  int from = -1;  ///< upstream node id
+  Partitioning partitioning = Partitioning::kForward;
+  std::vector<std::string> keys;  ///< key columns for kHash
+};
+
+/// Operator-specific options. `ToString` is the node's serialized form in plan
+/// descriptions; options holding code (C++ functions, Python UDFs) describe it
+/// by name.
+class NodeOptions {
+ public:
+  virtual ~NodeOptions() = default;
+  virtual std::string ToString() const = 0;
+};
+
+struct PlanNode {
+  int id = -1;
+  std::string kind;  ///< registry key, e.g. "filter", "nexmark_source"
+  std::string name;  ///< display name, unique in the plan, e.g. "filter#3"
+  int parallelism = 0;  ///< 0: the job's default parallelism
+  std::vector<PlanEdge> inputs;
+  std::shared_ptr<const NodeOptions> options;
+
+  template <typename T>
+  const T& options_as() const {
+    return static_cast<const T&>(*options);
+  }
+};
+
+/// A DAG of plan nodes in insertion (topological) order.
+class LogicalPlan {
+ public:
+  /// Adds a node and returns its id. Inputs must already be in the plan.
+  int AddNode(std::string kind, std::vector<PlanEdge> inputs,
+              std::shared_ptr<const NodeOptions> options, int parallelism = 0);
+
+  const std::vector<PlanNode>& nodes() const { return nodes_; }
+  const PlanNode& node(int id) const { return nodes_.at(static_cast<size_t>(id)); }
+  PlanNode* mutable_node(int id) { return &nodes_.at(static_cast<size_t>(id)); }
+
+  /// Checks ids, edges and keys; names the offending node on error.
+  arrow::Status Validate() const;
+
+  /// A JSON description of the plan (nodes, edges, options).
+  std::string ToJson() const;
+
+ private:
+  std::vector<PlanNode> nodes_;
+};
+
+}  // namespace sabot
