@@ -1,7 +1,11 @@
 // The list of built-in operators, sources and sinks. One explicit list (rather
 // than static registration objects) so that linking the static core library can
 // never silently drop an operator.
+#include "sabot/connectors/console/console_sink.h"
+#include "sabot/connectors/file/file_sink.h"
+#include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/memory/memory.h"
+#include "sabot/connectors/nexmark/nexmark_source.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
@@ -16,6 +20,10 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterProjectOperator(registry);
   RegisterUnionOperator(registry);
   RegisterMemoryConnectors(registry);
+  RegisterFileSource(registry);
+  RegisterFileSink(registry);
+  RegisterConsoleSink(registry);
+  nexmark::RegisterNexmarkSource(registry);
 }
 
 }  // namespace sabot

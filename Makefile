@@ -1,0 +1,63 @@
+# Sabot: `make demo` and `make test` work on a fresh Debian 12 machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+PYBIN := $(VENV)/bin/python
+BUILD := build/release
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
+export CCACHE_DIR ?= $(HOME)/.cache/ccache
+
+SOURCES := $(shell find cpp examples/cpp -name '*.cc' -o -name '*.h' 2>/dev/null) CMakeLists.txt pyproject.toml
+
+.PHONY: all deps build demo test test-cpp test-python lint format bench clean
+
+all: build
+
+$(VENV)/.sysdeps: scripts/install-system-deps.sh
+	@mkdir -p $(VENV)
+	bash scripts/install-system-deps.sh
+	@touch $@
+
+$(VENV)/.requirements: requirements.txt $(VENV)/.sysdeps
+	@test -x $(PYBIN) || $(PY) -m venv $(VENV)
+	$(PYBIN) -m pip install -q --upgrade pip==24.3.1
+	$(PYBIN) -m pip install -q -r requirements.txt
+	@touch $@
+
+deps: $(VENV)/.requirements
+
+# Builds the C++ core, the Python extension, the C++ tests and examples in one
+# CMake tree (build/release) and installs the package into .venv in editable mode.
+$(VENV)/.built: $(VENV)/.requirements $(SOURCES)
+	$(PYBIN) -m pip install -q --no-build-isolation --no-deps -e . \
+	  -Ccmake.define.SABOT_BUILD_TESTS=ON
+	@touch $@
+
+build: $(VENV)/.built
+
+demo: build
+	$(VENV)/bin/sabot demo
+
+test-cpp: build
+	cd $(BUILD) && ctest --output-on-failure -j2
+
+test-python: build
+	$(PYBIN) -m pytest -q
+
+lint: build
+	$(VENV)/bin/ruff check python tests examples bench
+	$(VENV)/bin/ruff format --check python tests examples bench
+	clang-format --dry-run -Werror $$(find cpp examples/cpp -name '*.cc' -o -name '*.h')
+
+test: build test-cpp test-python lint
+
+format: deps
+	$(VENV)/bin/ruff format python tests examples bench
+	$(VENV)/bin/ruff check --fix python tests examples bench
+	clang-format -i $$(find cpp examples/cpp -name '*.cc' -o -name '*.h')
+
+bench: build
+	$(PYBIN) bench/run_benchmarks.py
+
+clean:
+	rm -rf build $(VENV)/.built

@@ -1,0 +1,264 @@
+#include "sabot/connectors/file/file_sink.h"
+
+#include <arrow/csv/writer.h>
+#include <arrow/io/buffered.h>
+#include <arrow/io/file.h>
+#include <arrow/ipc/writer.h>
+#include <arrow/util/compression.h>
+#include <parquet/arrow/writer.h>
+#include <parquet/properties.h>
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "sabot/connectors/file/file_source.h"
+#include "sabot/formats/json_lines.h"
+#include "sabot/plan/registry.h"
+
+namespace sabot {
+
+namespace fs = std::filesystem;
+
+std::string FileSinkOptions::ToString() const {
+  std::string out = "{\"path\":";
+  AppendJsonString(path, &out);
+  out += ",\"format\":";
+  AppendJsonString(format, &out);
+  out += "}";
+  return out;
+}
+
+arrow::Result<std::string> FileSinkExtension(const std::string& format) {
+  if (format == "parquet") return std::string("parquet");
+  if (format == "csv") return std::string("csv");
+  if (format == "jsonl") return std::string("jsonl");
+  if (format == "ipc") return std::string("arrow");
+  return arrow::Status::Invalid("unknown file format '", format,
+                                "' (expected parquet, csv, jsonl or ipc)");
+}
+
+namespace {
+
+constexpr int64_t kWriteBufferBytes = 1 << 20;
+
+// One open output file of a given format.
+class BatchWriter {
+ public:
+  virtual ~BatchWriter() = default;
+  virtual arrow::Status Write(const arrow::RecordBatch& batch) = 0;
+  /// Writes any footer and flushes; the stream is closed by the caller.
+  virtual arrow::Status Finish() = 0;
+};
+
+class ParquetWriter : public BatchWriter {
+ public:
+  explicit ParquetWriter(std::unique_ptr<parquet::arrow::FileWriter> writer)
+      : writer_(std::move(writer)) {}
+  arrow::Status Write(const arrow::RecordBatch& batch) override {
+    return writer_->WriteRecordBatch(batch);
+  }
+  arrow::Status Finish() override { return writer_->Close(); }
+
+ private:
+  std::unique_ptr<parquet::arrow::FileWriter> writer_;
+};
+
+// CSV and IPC: Arrow's RecordBatchWriter interface.
+class ArrowBatchWriter : public BatchWriter {
+ public:
+  explicit ArrowBatchWriter(std::shared_ptr<arrow::ipc::RecordBatchWriter> writer)
+      : writer_(std::move(writer)) {}
+  arrow::Status Write(const arrow::RecordBatch& batch) override {
+    return writer_->WriteRecordBatch(batch);
+  }
+  arrow::Status Finish() override { return writer_->Close(); }
+
+ private:
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+};
+
+class JsonLinesWriter : public BatchWriter {
+ public:
+  explicit JsonLinesWriter(std::shared_ptr<arrow::io::OutputStream> stream)
+      : stream_(std::move(stream)) {}
+  arrow::Status Write(const arrow::RecordBatch& batch) override {
+    buffer_.clear();  // keeps its capacity from batch to batch
+    ARROW_RETURN_NOT_OK(AppendJsonLines(batch, &buffer_));
+    return stream_->Write(buffer_.data(), static_cast<int64_t>(buffer_.size()));
+  }
+  arrow::Status Finish() override { return arrow::Status::OK(); }
+
+ private:
+  std::shared_ptr<arrow::io::OutputStream> stream_;
+  std::string buffer_;
+};
+
+class FileSinkOperator : public Operator {
+ public:
+  FileSinkOperator(FileSinkOptions options, std::string extension, int instance_index)
+      : options_(std::move(options)),
+        extension_(std::move(extension)),
+        instance_index_(instance_index) {}
+
+  ~FileSinkOperator() override {
+    // Not closed (the job failed): leave the .inprogress file for cleanup.
+    writer_.reset();
+    if (stream_) ARROW_UNUSED(stream_->Close());
+  }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    name_ = ctx->operator_name.empty() ? "file_sink" : ctx->operator_name;
+    pool_ = ctx->pool ? ctx->pool : arrow::default_memory_pool();
+    final_path_ = (fs::path(options_.path) /
+                   ("part-" + std::to_string(instance_index_) + "." + extension_))
+                      .string();
+    temp_path_ = final_path_ + ".inprogress";
+    if (options_.path.empty()) return arrow::Status::Invalid(name_, ": no path given");
+    std::error_code ec;
+    fs::create_directories(options_.path, ec);
+    if (ec) {
+      return arrow::Status::IOError(name_, ": cannot create directory '", options_.path,
+                                    "': ", ec.message());
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status ProcessBatch(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
+                             OperatorContext* ctx, Collector* out) override {
+    if (closed_) {
+      return arrow::Status::Invalid(name_, ": batch after Close for '", final_path_, "'");
+    }
+    if (!writer_) {
+      ARROW_RETURN_NOT_OK(OpenWriter(batch->schema()));
+    } else if (!batch->schema()->Equals(*schema_, /*check_metadata=*/false)) {
+      std::string difference = DescribeSchemaDifference(*schema_, *batch->schema());
+      if (!difference.empty()) {
+        return arrow::Status::Invalid(name_,
+                                      ": batch schema differs from the schema of '",
+                                      final_path_, "': ", difference);
+      }
+    }
+    arrow::Status st = writer_->Write(*batch);
+    if (!st.ok()) return WriteError(st);
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Close(OperatorContext* ctx, Collector* out) override {
+    if (closed_) return arrow::Status::OK();
+    closed_ = true;
+    if (!writer_) return arrow::Status::OK();
+    arrow::Status st = writer_->Finish();
+    writer_.reset();
+    if (st.ok()) st = stream_->Close();
+    stream_.reset();
+    if (!st.ok()) return WriteError(st);
+    std::error_code ec;
+    fs::rename(temp_path_, final_path_, ec);
+    if (ec) {
+      return arrow::Status::IOError(name_, ": cannot rename '", temp_path_, "' to '",
+                                    final_path_, "': ", ec.message());
+    }
+    return arrow::Status::OK();
+  }
+
+ private:
+  arrow::Status WriteError(const arrow::Status& st) const {
+    return st.WithMessage(name_, ": cannot write '", temp_path_, "': ", st.message());
+  }
+
+  arrow::Status OpenWriter(const std::shared_ptr<arrow::Schema>& schema) {
+    schema_ = schema;
+    auto raw = arrow::io::FileOutputStream::Open(temp_path_);
+    if (!raw.ok()) return WriteError(raw.status());
+    auto buffered = arrow::io::BufferedOutputStream::Create(kWriteBufferBytes, pool_,
+                                                            *std::move(raw));
+    if (!buffered.ok()) return WriteError(buffered.status());
+    stream_ = *std::move(buffered);
+    auto writer = MakeWriter();
+    if (!writer.ok()) return WriteError(writer.status());
+    writer_ = *std::move(writer);
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::unique_ptr<BatchWriter>> MakeWriter() {
+    if (options_.format == "parquet") {
+      parquet::WriterProperties::Builder properties;
+      properties.memory_pool(pool_);
+      if (arrow::util::Codec::IsAvailable(arrow::Compression::SNAPPY)) {
+        properties.compression(arrow::Compression::SNAPPY);
+      }
+      // Keep the Arrow schema (e.g. timestamp units, large types) through the file.
+      auto arrow_properties =
+          parquet::ArrowWriterProperties::Builder().store_schema()->build();
+      ARROW_ASSIGN_OR_RAISE(auto writer, parquet::arrow::FileWriter::Open(
+                                             *schema_, pool_, stream_, properties.build(),
+                                             arrow_properties));
+      return std::make_unique<ParquetWriter>(std::move(writer));
+    }
+    if (options_.format == "csv") {
+      auto write_options = arrow::csv::WriteOptions::Defaults();
+      write_options.include_header = true;
+      write_options.io_context = arrow::io::IOContext(pool_);
+      ARROW_ASSIGN_OR_RAISE(auto writer,
+                            arrow::csv::MakeCSVWriter(stream_, schema_, write_options));
+      return std::make_unique<ArrowBatchWriter>(std::move(writer));
+    }
+    if (options_.format == "ipc") {
+      auto write_options = arrow::ipc::IpcWriteOptions::Defaults();
+      write_options.memory_pool = pool_;
+      ARROW_ASSIGN_OR_RAISE(auto writer,
+                            arrow::ipc::MakeFileWriter(stream_, schema_, write_options));
+      return std::make_unique<ArrowBatchWriter>(std::move(writer));
+    }
+    return std::make_unique<JsonLinesWriter>(stream_);
+  }
+
+  const FileSinkOptions options_;
+  const std::string extension_;
+  const int instance_index_;
+
+  std::string name_ = "file_sink";
+  arrow::MemoryPool* pool_ = arrow::default_memory_pool();
+  std::string final_path_;
+  std::string temp_path_;
+  std::shared_ptr<arrow::Schema> schema_;  // of the first batch
+  std::shared_ptr<arrow::io::OutputStream> stream_;
+  std::unique_ptr<BatchWriter> writer_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<Operator>> MakeFileSink(const FileSinkOptions& options,
+                                                      int instance_index) {
+  ARROW_ASSIGN_OR_RAISE(std::string extension, FileSinkExtension(options.format));
+  if (instance_index < 0) {
+    return arrow::Status::Invalid("file_sink: negative instance index ", instance_index);
+  }
+  return std::make_unique<FileSinkOperator>(options, std::move(extension),
+                                            instance_index);
+}
+
+void RegisterFileSink(OperatorRegistry* registry) {
+  ARROW_WARN_NOT_OK(registry->AddOperator(
+                        "file_sink",
+                        [](const PlanNode& node, int instance_index,
+                           int parallelism) -> arrow::Result<std::unique_ptr<Operator>> {
+                          const auto* options =
+                              dynamic_cast<const FileSinkOptions*>(node.options.get());
+                          if (options == nullptr) {
+                            return arrow::Status::Invalid(
+                                node.name, ": file_sink needs FileSinkOptions");
+                          }
+                          auto op = MakeFileSink(*options, instance_index);
+                          if (!op.ok()) {
+                            return op.status().WithMessage(node.name, ": ",
+                                                           op.status().message());
+                          }
+                          return op;
+                        }),
+                    "RegisterFileSink");
+}
+
+}  // namespace sabot

@@ -1,0 +1,140 @@
+"""The ``sabot`` command line: ``sabot run JOB.py``, ``sabot demo``,
+``sabot bench nexmark --query q0 --events N --parallelism P``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import runpy
+import sys
+import threading
+from collections.abc import Sequence
+
+import sabot
+from sabot import nexmark
+from sabot.datastream import Environment, JobError, col
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    sys.argv = [args.job, *args.job_args]
+    try:
+        runpy.run_path(args.job, run_name="__main__")
+    except JobError as e:
+        print(f"sabot: job failed: {e}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as e:
+        print(f"sabot: cannot run {args.job}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_demo(events: int = 1_000_000, parallelism: int = 2, rate: int = 250_000) -> int:
+    """The demo job: Nexmark bids -> filter -> computed column -> key_by -> print,
+    with a live progress line. Returns the number of events processed."""
+    env = Environment(parallelism=parallelism)
+    per_split_rate = max(1, rate // parallelism)
+    bids = nexmark.bids(env, events=events, parallelism=parallelism, rate_limit=per_split_rate)
+    jackpots = bids.filter(col("price") >= 99_950_000).select(
+        "auction", "bidder", "channel", price_usd=col("price").cast("float64") / 100, dateTime=col("dateTime")
+    )
+    jackpots.key_by("auction").print(max_rows=10, title="bids over $999,500")
+    print(f"sabot {sabot.__version__} demo: Nexmark generator, {events:,} events at "
+          f"{rate:,} events/s, parallelism {parallelism}", flush=True)
+    handle = env.start()
+    stop = threading.Event()
+
+    def progress() -> None:
+        while not stop.wait(1.0):
+            m = handle.metrics()
+            source = m["operators"][0]
+            covered = source["rows_out"]
+            print(f"  .. {m['elapsed_seconds']:.1f}s: {covered:,} bids generated, "
+                  f"memory {m['memory']['bytes_allocated'] / 2**20:.1f} MiB", flush=True)
+
+    thread = threading.Thread(target=progress, daemon=True)
+    thread.start()
+    result = handle.wait()
+    stop.set()
+    thread.join()
+    seconds = result.elapsed_seconds
+    print(result.report(), end="")
+    print(f"events processed: {events:,} in {seconds:.2f} s = {events / seconds:,.0f} events/s")
+    return events
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    run_demo(args.events, args.parallelism, args.rate)
+    return 0
+
+
+def run_nexmark_bench(query: str, events: int, parallelism: int) -> dict[str, object]:
+    """Runs one Nexmark query on the built-in generator into a blackhole sink."""
+    if query not in nexmark.QUERIES:
+        raise ValueError(f"unknown query {query!r}; available: {', '.join(nexmark.QUERIES)}")
+    env = Environment(parallelism=parallelism, num_threads=parallelism)
+    bids = nexmark.bids(env, events=events, parallelism=parallelism)
+    nexmark.QUERIES[query](bids).discard()
+    result = env.execute()
+    seconds = result.elapsed_seconds
+    eps = events / seconds if seconds > 0 else float("inf")
+    return {
+        "query": query,
+        "events": events,
+        "parallelism": parallelism,
+        "seconds": round(seconds, 4),
+        "events_per_second": round(eps),
+        "events_per_second_per_core": round(eps / parallelism),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.suite != "nexmark":
+        print(f"sabot: unknown benchmark suite {args.suite!r}", file=sys.stderr)
+        return 2
+    try:
+        out = run_nexmark_bench(args.query, args.events, args.parallelism)
+    except (ValueError, JobError) as e:
+        print(f"sabot: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(out))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sabot", description="Sabot stream processing engine")
+    parser.add_argument("--version", action="version", version=f"sabot {sabot.__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run a Python job file")
+    run.add_argument("job")
+    run.add_argument("job_args", nargs=argparse.REMAINDER)
+    run.set_defaults(fn=_cmd_run)
+
+    demo = sub.add_parser("demo", help="run the built-in Nexmark demo job")
+    demo.add_argument("--events", type=int, default=1_000_000)
+    demo.add_argument("--parallelism", type=int, default=2)
+    demo.add_argument("--rate", type=int, default=250_000, help="events per second in all")
+    demo.set_defaults(fn=_cmd_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark query")
+    bench.add_argument("suite", choices=["nexmark"])
+    bench.add_argument("--query", default="q0")
+    bench.add_argument("--events", type=int, default=10_000_000)
+    bench.add_argument("--parallelism", type=int, default=1)
+    bench.set_defaults(fn=_cmd_bench)
+
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+
+
+def make_table(n: int = 10_000, seed: int = 7) -> pa.Table:
+    rng = random.Random(seed)
+    return pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "key": pa.array([rng.randrange(50) for _ in range(n)], pa.int64()),
+            "price": pa.array([rng.random() * 1000 for _ in range(n)], pa.float64()),
+            "name": pa.array([f"item-{rng.randrange(1000)}" for _ in range(n)], pa.string()),
+        }
+    )
+
+
+@pytest.fixture
+def table() -> pa.Table:
+    return make_table()
+
+
+def rows(t: pa.Table) -> list[tuple]:
+    """The rows of a table as a sorted list (a multiset, order-insensitive)."""
+    cols = [t.column(i).to_pylist() for i in range(t.num_columns)]
+    return sorted(zip(*cols, strict=True), key=repr)
