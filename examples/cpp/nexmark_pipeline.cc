@@ -16,8 +16,8 @@ arrow::Status Run() {
   sabot::JobOptions options;
   options.parallelism = 2;
   auto env = sabot::StreamEnvironment::Make(options);
-  auto bids = env->FromSource("nexmark_source",
-                              std::make_shared<sabot::nexmark::NexmarkSourceOptions>(config));
+  auto bids = env->FromSource(
+      "nexmark_source", std::make_shared<sabot::nexmark::NexmarkSourceOptions>(config));
   auto expensive =
       bids.Select({cp::field_ref("auction"), cp::field_ref("bidder"),
                    cp::call("multiply", {cp::field_ref("price"), cp::literal(0.908)})},
@@ -35,14 +35,17 @@ arrow::Status Run() {
     for (;;) {
       ARROW_ASSIGN_OR_RAISE(auto batch, generator.NextBatch());
       if (!batch) break;
-      auto price = std::static_pointer_cast<arrow::Int64Array>(batch->GetColumnByName("price"));
-      for (int64_t i = 0; i < price->length(); ++i) expected += price->Value(i) * 0.908 > 1e6;
+      auto price =
+          std::static_pointer_cast<arrow::Int64Array>(batch->GetColumnByName("price"));
+      for (int64_t i = 0; i < price->length(); ++i)
+        expected += price->Value(i) * 0.908 > 1e6;
     }
   }
   std::cout << result.metrics.ToString();
-  std::cout << "bids over 1M EUR cents: " << table->num_rows() << " (expected " << expected
-            << ")\n";
-  if (table->num_rows() != expected) return arrow::Status::Invalid("result differs from reference");
+  std::cout << "bids over 1M EUR cents: " << table->num_rows() << " (expected "
+            << expected << ")\n";
+  if (table->num_rows() != expected)
+    return arrow::Status::Invalid("result differs from reference");
   return arrow::Status::OK();
 }
 

@@ -1,11 +1,11 @@
 """Sabot: an Arrow-native stream processing engine with a C++20 core.
 
-    import sabot as sb
+import sabot as sb
 
-    env = sb.Environment(parallelism=2)
-    bids = sb.nexmark.bids(env, events=1_000_000)
-    bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
-    env.execute()
+env = sb.Environment(parallelism=2)
+bids = sb.nexmark.bids(env, events=1_000_000)
+bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
+env.execute()
 """
 
 from sabot import nexmark

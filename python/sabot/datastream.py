@@ -52,7 +52,11 @@ def _to_batch(value: Any, what: str) -> pa.RecordBatch:
     if isinstance(value, pa.RecordBatch):
         return value
     if isinstance(value, pa.Table):
-        return value.combine_chunks().to_batches()[0] if value.num_rows else pa.RecordBatch.from_pylist([], schema=value.schema)
+        return (
+            value.combine_chunks().to_batches()[0]
+            if value.num_rows
+            else pa.RecordBatch.from_pylist([], schema=value.schema)
+        )
     raise TypeError(f"{what} must return a pyarrow.RecordBatch, got {type(value).__name__}")
 
 
@@ -190,8 +194,10 @@ class DataStream:
                 exprs.append(_expr_bytes(pc.field(c)))
                 names.append(c)
             else:
-                raise TypeError("positional select() arguments are column names; "
-                                "name computed columns with keywords")
+                raise TypeError(
+                    "positional select() arguments are column names; "
+                    "name computed columns with keywords"
+                )
         for name, expr in named.items():
             exprs.append(_expr_bytes(expr if isinstance(expr, pc.Expression) else pc.scalar(expr)))
             names.append(name)

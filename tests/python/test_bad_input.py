@@ -10,7 +10,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 import sabot as sb
 
 SABOT = str(Path(sys.executable).parent / "sabot")

@@ -11,9 +11,8 @@ import pyarrow.dataset as ds
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_table, rows
-
 import sabot as sb
+from conftest import make_table, rows
 
 FORMATS = ["parquet", "csv", "jsonl", "ipc"]
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import rows
-
 import sabot as sb
+from conftest import rows
 
 SABOT = str(Path(sys.executable).parent / "sabot")
 EVENTS = 200_000
@@ -39,7 +38,9 @@ def test_views_equal_filtered_combined_stream() -> None:
     bids = sb.nexmark.bids(env, events=20_000).to_table()
     mask = pc.equal(combined["event_type"], 2)
     flattened = combined.filter(mask).column("bid").combine_chunks().flatten()
-    want = pa.Table.from_arrays(flattened, names=[f.name for f in combined.schema.field("bid").type])
+    want = pa.Table.from_arrays(
+        flattened, names=[f.name for f in combined.schema.field("bid").type]
+    )
     assert rows(bids) == rows(want)
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import sabot as sb
 from conftest import make_table, rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import sabot as sb
 
 PARALLELISM = [1, 4]
 
@@ -114,7 +113,9 @@ def test_rebalance_and_union(table: pa.Table, p: int) -> None:
 
 def test_parallelism_1_and_4_agree(table: pa.Table) -> None:
     def build(s: sb.DataStream) -> sb.DataStream:
-        return s.filter(sb.col("price") < 700).key_by("key").select("key", "name", p=sb.col("price"))
+        return (
+            s.filter(sb.col("price") < 700).key_by("key").select("key", "name", p=sb.col("price"))
+        )
 
     assert rows(run(build, table, 1)) == rows(run(build, table, 4))
 
@@ -125,9 +126,7 @@ def test_results_do_not_depend_on_batch_size(batch_size: int, p: int) -> None:
     table = make_table(2000, seed=11)
 
     def build(s: sb.DataStream) -> sb.DataStream:
-        return s.filter(sb.col("key") > 20).select(
-            "id", x=sb.col("price") + sb.col("key")
-        )
+        return s.filter(sb.col("key") > 20).select("id", x=sb.col("price") + sb.col("key"))
 
     got = run(build, table, p, batch_size=batch_size)
     f = table.filter(pc.greater(table["key"], 20))

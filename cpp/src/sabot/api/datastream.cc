@@ -80,7 +80,8 @@ DataStream DataStream::Broadcast() const { return WithEdge(Partitioning::kBroadc
 DataStream DataStream::Union(const std::vector<DataStream>& others) const {
   std::vector<PlanEdge> inputs{edge()};
   for (const auto& o : others) inputs.push_back(o.edge());
-  int id = env_->plan()->AddNode("union", std::move(inputs), std::make_shared<UnionOptions>());
+  int id =
+      env_->plan()->AddNode("union", std::move(inputs), std::make_shared<UnionOptions>());
   return DataStream(env_, id);
 }
 
@@ -103,11 +104,13 @@ std::shared_ptr<std::atomic<int64_t>> DataStream::Discard() const {
   return rows;
 }
 
-void DataStream::Sink(const std::string& kind, std::shared_ptr<const NodeOptions> options) const {
+void DataStream::Sink(const std::string& kind,
+                      std::shared_ptr<const NodeOptions> options) const {
   // A sink runs at the parallelism of its input unless the stream was re-partitioned.
   int id = env_->plan()->AddNode(kind, {edge()}, std::move(options));
   if (partitioning_ == Partitioning::kForward) {
-    env_->plan()->mutable_node(id)->parallelism = env_->plan()->node(node_id_).parallelism;
+    env_->plan()->mutable_node(id)->parallelism =
+        env_->plan()->node(node_id_).parallelism;
   }
 }
 
@@ -116,9 +119,9 @@ std::shared_ptr<StreamEnvironment> StreamEnvironment::Make(JobOptions options) {
   return std::shared_ptr<StreamEnvironment>(new StreamEnvironment(options));
 }
 
-DataStream StreamEnvironment::FromBatches(std::shared_ptr<arrow::Schema> schema,
-                                          std::vector<std::shared_ptr<arrow::RecordBatch>> batches,
-                                          int parallelism) {
+DataStream StreamEnvironment::FromBatches(
+    std::shared_ptr<arrow::Schema> schema,
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches, int parallelism) {
   auto options = std::make_shared<BatchesSourceOptions>();
   options->schema = std::move(schema);
   options->batches = std::move(batches);
@@ -126,7 +129,8 @@ DataStream StreamEnvironment::FromBatches(std::shared_ptr<arrow::Schema> schema,
 }
 
 arrow::Result<DataStream> StreamEnvironment::FromTable(const arrow::Table& table,
-                                                       int64_t batch_size, int parallelism) {
+                                                       int64_t batch_size,
+                                                       int parallelism) {
   arrow::TableBatchReader reader(table);
   reader.set_chunksize(batch_size);
   ARROW_ASSIGN_OR_RAISE(auto batches, reader.ToRecordBatches());

@@ -11,14 +11,14 @@
 /// environment's worker pool.
 #pragma once
 
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <arrow/compute/expression.h>
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 #include <arrow/table.h>
+
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/exec/job.h"
@@ -74,7 +74,8 @@ class DataStream {
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.
-  DataStream Apply(const std::string& kind, std::shared_ptr<const NodeOptions> options) const;
+  DataStream Apply(const std::string& kind,
+                   std::shared_ptr<const NodeOptions> options) const;
 
   // Sinks.
   std::shared_ptr<CollectBuffer> Collect() const;
@@ -101,10 +102,10 @@ class StreamEnvironment : public std::enable_shared_from_this<StreamEnvironment>
   DataStream FromBatches(std::shared_ptr<arrow::Schema> schema,
                          std::vector<std::shared_ptr<arrow::RecordBatch>> batches,
                          int parallelism = 1);
-  arrow::Result<DataStream> FromTable(const arrow::Table& table, int64_t batch_size = 65536,
-                                      int parallelism = 1);
-  DataStream FromSource(const std::string& kind, std::shared_ptr<const NodeOptions> options,
-                        int parallelism = 0);
+  arrow::Result<DataStream> FromTable(const arrow::Table& table,
+                                      int64_t batch_size = 65536, int parallelism = 1);
+  DataStream FromSource(const std::string& kind,
+                        std::shared_ptr<const NodeOptions> options, int parallelism = 0);
 
   /// Runs the plan to completion (bounded sources) and returns its metrics.
   arrow::Result<JobResult> Execute();

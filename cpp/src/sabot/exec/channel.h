@@ -20,7 +20,8 @@ class Task;
 /// Thread-safe: one producer task and one consumer task, on any threads.
 class Channel {
  public:
-  Channel(int64_t max_rows, int64_t max_bytes) : max_rows_(max_rows), max_bytes_(max_bytes) {}
+  Channel(int64_t max_rows, int64_t max_bytes)
+      : max_rows_(max_rows), max_bytes_(max_bytes) {}
 
   void Connect(Task* producer, Task* consumer) {
     producer_ = producer;

@@ -26,7 +26,8 @@ Job::~Job() {
   scheduler_->Stop();
 }
 
-arrow::Result<std::shared_ptr<Job>> Job::Make(const LogicalPlan& plan, JobOptions options) {
+arrow::Result<std::shared_ptr<Job>> Job::Make(const LogicalPlan& plan,
+                                              JobOptions options) {
   ARROW_RETURN_NOT_OK(plan.Validate());
   std::shared_ptr<Job> job(new Job(plan, options));
   ARROW_RETURN_NOT_OK(job->Build());
@@ -234,13 +235,15 @@ void Job::TaskFinished(Task* task) {
 arrow::Status Job::TriggerCheckpoint(int64_t checkpoint_id) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!started_) return arrow::Status::Invalid("cannot checkpoint a job that has not started");
+    if (!started_)
+      return arrow::Status::Invalid("cannot checkpoint a job that has not started");
     if (finished_tasks_ > 0) {
       return arrow::Status::Invalid("cannot take checkpoint ", checkpoint_id,
                                     ": some tasks have already finished");
     }
     if (pending_checkpoint_ >= 0) {
-      return arrow::Status::Invalid("checkpoint ", pending_checkpoint_, " is still in progress");
+      return arrow::Status::Invalid("checkpoint ", pending_checkpoint_,
+                                    " is still in progress");
     }
     pending_checkpoint_ = checkpoint_id;
     pending_acks_ = tasks_.size();
@@ -275,7 +278,8 @@ JobMetrics Job::Metrics() const {
       s.batches_in += om.batches_in.load(std::memory_order_relaxed);
       s.batches_out += om.batches_out.load(std::memory_order_relaxed);
       int64_t busy = om.busy_ns_inclusive.load(std::memory_order_relaxed);
-      if (next >= 0) busy -= op_metrics_[next][i]->busy_ns_inclusive.load(std::memory_order_relaxed);
+      if (next >= 0)
+        busy -= op_metrics_[next][i]->busy_ns_inclusive.load(std::memory_order_relaxed);
       s.busy_ns += busy > 0 ? busy : 0;
     }
     m.operators.push_back(std::move(s));
@@ -314,28 +318,30 @@ std::string JobMetrics::ToString() const {
                 "rows_in", "rows_out", "batches", "busy_ms");
   os << line;
   for (const auto& o : operators) {
-    std::snprintf(line, sizeof(line), "%-28s %5d %14lld %14lld %10lld %10.1f\n", o.name.c_str(),
-                  o.parallelism, static_cast<long long>(o.rows_in),
+    std::snprintf(line, sizeof(line), "%-28s %5d %14lld %14lld %10lld %10.1f\n",
+                  o.name.c_str(), o.parallelism, static_cast<long long>(o.rows_in),
                   static_cast<long long>(o.rows_out),
                   static_cast<long long>(o.batches_in ? o.batches_in : o.batches_out),
                   static_cast<double>(o.busy_ns) / 1e6);
     os << line;
   }
-  std::snprintf(line, sizeof(line), "%-52s %10s %10s %10s\n", "task", "busy_ms", "idle_ms",
-                "backpr_ms");
+  std::snprintf(line, sizeof(line), "%-52s %10s %10s %10s\n", "task", "busy_ms",
+                "idle_ms", "backpr_ms");
   os << line;
   for (const auto& t : tasks) {
     std::string name = t.name.size() > 52 ? t.name.substr(0, 49) + "..." : t.name;
     std::snprintf(line, sizeof(line), "%-52s %10.1f %10.1f %10.1f\n", name.c_str(),
-                  static_cast<double>(t.busy_ns) / 1e6, static_cast<double>(t.idle_ns) / 1e6,
+                  static_cast<double>(t.busy_ns) / 1e6,
+                  static_cast<double>(t.idle_ns) / 1e6,
                   static_cast<double>(t.backpressured_ns) / 1e6);
     os << line;
   }
-  std::snprintf(line, sizeof(line),
-                "memory: %.1f MiB in use, %.1f MiB peak, %lld allocations; elapsed %.3f s\n",
-                static_cast<double>(memory.bytes_allocated) / (1 << 20),
-                static_cast<double>(memory.peak_bytes) / (1 << 20),
-                static_cast<long long>(memory.num_allocations), elapsed_seconds);
+  std::snprintf(
+      line, sizeof(line),
+      "memory: %.1f MiB in use, %.1f MiB peak, %lld allocations; elapsed %.3f s\n",
+      static_cast<double>(memory.bytes_allocated) / (1 << 20),
+      static_cast<double>(memory.peak_bytes) / (1 << 20),
+      static_cast<long long>(memory.num_allocations), elapsed_seconds);
   os << line;
   return os.str();
 }

@@ -2,6 +2,9 @@
 // worker pool, memory pool, metrics and checkpoint bookkeeping.
 #pragma once
 
+#include <arrow/compute/exec.h>
+#include <arrow/result.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -9,9 +12,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <arrow/compute/exec.h>
-#include <arrow/result.h>
 
 #include "sabot/exec/channel.h"
 #include "sabot/exec/memory.h"
@@ -45,7 +45,8 @@ struct JobOptions {
 /// the operator) after every task stopped.
 class Job {
  public:
-  static arrow::Result<std::shared_ptr<Job>> Make(const LogicalPlan& plan, JobOptions options);
+  static arrow::Result<std::shared_ptr<Job>> Make(const LogicalPlan& plan,
+                                                  JobOptions options);
   ~Job();
 
   arrow::Status Start();

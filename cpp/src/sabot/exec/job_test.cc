@@ -15,17 +15,21 @@ namespace {
 using arrow::compute::field_ref;
 using arrow::compute::literal;
 
-std::shared_ptr<arrow::RecordBatch> MakeBatch(int64_t start, int64_t n, int64_t key_mod = 0) {
+std::shared_ptr<arrow::RecordBatch> MakeBatch(int64_t start, int64_t n,
+                                              int64_t key_mod = 0) {
   arrow::Int64Builder ids, keys;
   for (int64_t i = start; i < start + n; ++i) {
     EXPECT_TRUE(ids.Append(i).ok());
     EXPECT_TRUE(keys.Append(key_mod ? i % key_mod : i).ok());
   }
-  auto schema = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("key", arrow::int64())});
-  return arrow::RecordBatch::Make(schema, n, {ids.Finish().ValueOrDie(), keys.Finish().ValueOrDie()});
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("key", arrow::int64())});
+  return arrow::RecordBatch::Make(
+      schema, n, {ids.Finish().ValueOrDie(), keys.Finish().ValueOrDie()});
 }
 
-std::vector<std::shared_ptr<arrow::RecordBatch>> MakeBatches(int num, int64_t rows, int64_t key_mod) {
+std::vector<std::shared_ptr<arrow::RecordBatch>> MakeBatches(int num, int64_t rows,
+                                                             int64_t key_mod) {
   std::vector<std::shared_ptr<arrow::RecordBatch>> out;
   for (int b = 0; b < num; ++b) out.push_back(MakeBatch(b * rows, rows, key_mod));
   return out;
@@ -80,23 +84,26 @@ TEST(JobTest, KeyByRoutesEachKeyToOneInstance) {
     std::atomic<int> instance_counter{0};
     // The map records which instance saw each key; instances are told apart by
     // the thread-local id each operator instance takes on its first batch.
-    auto out = env->FromBatches(batches[0]->schema(), batches, 2)
-                   .KeyBy({"key"})
-                   .FlatMap(
-                       [&, instance = -1](const std::shared_ptr<arrow::RecordBatch>& b) mutable
-                       -> arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> {
-                         if (instance < 0) instance = instance_counter++;
-                         auto keys = std::static_pointer_cast<arrow::Int64Array>(b->column(1));
-                         std::lock_guard<std::mutex> lock(mu);
-                         for (int64_t i = 0; i < keys->length(); ++i) seen[keys->Value(i)].insert(instance);
-                         return std::vector<std::shared_ptr<arrow::RecordBatch>>{b};
-                       },
-                       "record keys")
-                   .Collect();
+    auto out =
+        env->FromBatches(batches[0]->schema(), batches, 2)
+            .KeyBy({"key"})
+            .FlatMap(
+                [&, instance = -1](const std::shared_ptr<arrow::RecordBatch>& b) mutable
+                -> arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> {
+                  if (instance < 0) instance = instance_counter++;
+                  auto keys = std::static_pointer_cast<arrow::Int64Array>(b->column(1));
+                  std::lock_guard<std::mutex> lock(mu);
+                  for (int64_t i = 0; i < keys->length(); ++i)
+                    seen[keys->Value(i)].insert(instance);
+                  return std::vector<std::shared_ptr<arrow::RecordBatch>>{b};
+                },
+                "record keys")
+            .Collect();
     auto result = env->Execute();
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_EQ(seen.size(), 37u);
-    for (const auto& [key, instances] : seen) EXPECT_EQ(instances.size(), 1u) << "key " << key;
+    for (const auto& [key, instances] : seen)
+      EXPECT_EQ(instances.size(), 1u) << "key " << key;
     EXPECT_EQ(Ids(*out).size(), 10000u);
   }
 }
@@ -107,7 +114,8 @@ TEST(PartitionerTest, KeyGroupsAreStableAcrossBatchBoundaries) {
   std::vector<uint64_t> ha, hb;
   ASSERT_TRUE(HashColumns(*a, {1}, &ha).ok());
   ASSERT_TRUE(HashColumns(*b, {1}, &hb).ok());
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(ha[i], hb[i]);  // same key (i % 10) -> same hash
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(ha[i], hb[i]);  // same key (i % 10) -> same hash
   for (int g = 0; g < 128; ++g) {
     int inst = InstanceOfKeyGroup(g, 128, 3);
     EXPECT_GE(inst, 0);
@@ -139,7 +147,8 @@ TEST(JobTest, SlowSinkBoundsMemoryThroughBackpressure) {
   int64_t max_in_flight = 0;
   while (!job->done()) {
     auto m = job->Metrics();
-    max_in_flight = std::max(max_in_flight, m.operators[0].rows_out - m.operators[1].rows_in);
+    max_in_flight =
+        std::max(max_in_flight, m.operators[0].rows_out - m.operators[1].rows_in);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ASSERT_TRUE(job->Wait().ok());
@@ -173,7 +182,8 @@ class ScriptSource : public SourceReader {
 };
 
 struct RecordOptions : NodeOptions {
-  std::shared_ptr<std::vector<std::string>> log = std::make_shared<std::vector<std::string>>();
+  std::shared_ptr<std::vector<std::string>> log =
+      std::make_shared<std::vector<std::string>>();
   std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
   std::string ToString() const override { return "record"; }
 };
@@ -210,14 +220,16 @@ class RecordOperator : public Operator {
 void RegisterTestKinds() {
   static bool done = [] {
     auto* r = OperatorRegistry::Global();
-    ARROW_CHECK_OK(r->AddSource("test_script", [](const PlanNode& n, int, int)
-                                                   -> arrow::Result<std::unique_ptr<SourceReader>> {
-      return std::make_unique<ScriptSource>(n.options_as<ScriptOptions>());
-    }));
-    ARROW_CHECK_OK(r->AddOperator("test_record", [](const PlanNode& n, int, int)
-                                                     -> arrow::Result<std::unique_ptr<Operator>> {
-      return std::make_unique<RecordOperator>(n.options_as<RecordOptions>());
-    }));
+    ARROW_CHECK_OK(r->AddSource(
+        "test_script",
+        [](const PlanNode& n, int, int) -> arrow::Result<std::unique_ptr<SourceReader>> {
+          return std::make_unique<ScriptSource>(n.options_as<ScriptOptions>());
+        }));
+    ARROW_CHECK_OK(r->AddOperator(
+        "test_record",
+        [](const PlanNode& n, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+          return std::make_unique<RecordOperator>(n.options_as<RecordOptions>());
+        }));
     return true;
   }();
   (void)done;
@@ -229,12 +241,17 @@ TEST(ControlMessagesTest, OrderIsPreservedThroughChainsAndChannels) {
   options.parallelism = 1;
   auto env = StreamEnvironment::Make(options);
   auto script = std::make_shared<ScriptOptions>();
-  script->script = {StreamElement::Batch(MakeBatch(0, 5)), StreamElement::Watermark(10),
-                    StreamElement::Batch(MakeBatch(5, 3)), StreamElement::Watermark(20),
+  script->script = {StreamElement::Batch(MakeBatch(0, 5)),
+                    StreamElement::Watermark(10),
+                    StreamElement::Batch(MakeBatch(5, 3)),
+                    StreamElement::Watermark(20),
                     StreamElement::Watermark(15) /* not monotone: ignored */,
                     StreamElement::Batch(MakeBatch(8, 2))};
   auto record = std::make_shared<RecordOptions>();
-  env->FromSource("test_script", script, 1).Rebalance().Apply("test_record", record).Discard();
+  env->FromSource("test_script", script, 1)
+      .Rebalance()
+      .Apply("test_record", record)
+      .Discard();
   ASSERT_TRUE(env->Execute().ok());
   std::vector<std::string> expected = {"batch0:5", "wm:10",  "batch0:3", "wm:20",
                                        "batch0:2", "wm:max", "close"};

@@ -7,11 +7,12 @@ arrow::Status JobMemoryPool::Reserve(int64_t delta) {
   if (cap_bytes_ > 0 && delta > 0 && now > cap_bytes_) {
     bytes_.fetch_sub(delta, std::memory_order_relaxed);
     return arrow::Status::OutOfMemory("job memory cap of ", cap_bytes_,
-                                      " bytes exceeded: allocating ", delta, " bytes with ",
-                                      now - delta, " in use");
+                                      " bytes exceeded: allocating ", delta,
+                                      " bytes with ", now - delta, " in use");
   }
   int64_t peak = peak_.load(std::memory_order_relaxed);
-  while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  while (now > peak &&
+         !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
   }
   return arrow::Status::OK();
 }
@@ -28,15 +29,16 @@ arrow::Status JobMemoryPool::Allocate(int64_t size, int64_t alignment, uint8_t**
   return st;
 }
 
-arrow::Status JobMemoryPool::Reallocate(int64_t old_size, int64_t new_size, int64_t alignment,
-                                        uint8_t** ptr) {
+arrow::Status JobMemoryPool::Reallocate(int64_t old_size, int64_t new_size,
+                                        int64_t alignment, uint8_t** ptr) {
   ARROW_RETURN_NOT_OK(Reserve(new_size - old_size));
   auto st = parent_->Reallocate(old_size, new_size, alignment, ptr);
   if (!st.ok()) {
     bytes_.fetch_sub(new_size - old_size, std::memory_order_relaxed);
     return st;
   }
-  if (new_size > old_size) total_.fetch_add(new_size - old_size, std::memory_order_relaxed);
+  if (new_size > old_size)
+    total_.fetch_add(new_size - old_size, std::memory_order_relaxed);
   return st;
 }
 

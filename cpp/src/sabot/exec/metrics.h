@@ -22,9 +22,9 @@ struct OperatorMetrics {
 enum class WaitReason : uint8_t { kNone, kInput, kOutput, kAlignment };
 
 struct TaskMetrics {
-  std::atomic<int64_t> busy_ns{0};            ///< running operator code
-  std::atomic<int64_t> idle_ns{0};            ///< waiting for input
-  std::atomic<int64_t> backpressured_ns{0};   ///< waiting for a full output channel
+  std::atomic<int64_t> busy_ns{0};           ///< running operator code
+  std::atomic<int64_t> idle_ns{0};           ///< waiting for input
+  std::atomic<int64_t> backpressured_ns{0};  ///< waiting for a full output channel
   std::atomic<int64_t> slices{0};
 };
 

@@ -9,15 +9,15 @@
 /// Close is called once at end of input and may emit final results.
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <arrow/compute/exec.h>
 #include <arrow/memory_pool.h>
 #include <arrow/record_batch.h>
 #include <arrow/status.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace sabot {
 
@@ -58,12 +58,14 @@ class Operator {
   virtual arrow::Status Open(OperatorContext* ctx) { return arrow::Status::OK(); }
 
   /// Processes one batch that arrived on input `input` (0 for single-input operators).
-  virtual arrow::Status ProcessBatch(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
+  virtual arrow::Status ProcessBatch(int input,
+                                     const std::shared_ptr<arrow::RecordBatch>& batch,
                                      OperatorContext* ctx, Collector* out) = 0;
 
   /// Event time reached `watermark` (already merged over all inputs). The default
   /// forwards it; operators that hold back rows (windows) override this.
-  virtual arrow::Status OnWatermark(int64_t watermark, OperatorContext* ctx, Collector* out) {
+  virtual arrow::Status OnWatermark(int64_t watermark, OperatorContext* ctx,
+                                    Collector* out) {
     return out->EmitWatermark(watermark);
   }
 
@@ -74,7 +76,9 @@ class Operator {
   }
 
   /// End of input on all inputs: flush what is pending.
-  virtual arrow::Status Close(OperatorContext* ctx, Collector* out) { return arrow::Status::OK(); }
+  virtual arrow::Status Close(OperatorContext* ctx, Collector* out) {
+    return arrow::Status::OK();
+  }
 
   /// The state tables this operator keeps (empty for stateless operators).
   virtual std::vector<StateDescriptor> state_tables() const { return {}; }

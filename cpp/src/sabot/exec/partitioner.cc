@@ -1,9 +1,9 @@
 #include "sabot/exec/partitioner.h"
 
-#include <cstring>
-
 #include <arrow/compute/api_vector.h>
 #include <arrow/visit_type_inline.h>
+
+#include <cstring>
 
 namespace sabot {
 
@@ -74,14 +74,16 @@ void FoldBinary(const arrow::ArrayData& data, bool first, uint64_t* hashes) {
   FoldColumn(
       data, first,
       [offsets, bytes](int64_t i) {
-        return HashBytes(bytes + offsets[i], static_cast<int64_t>(offsets[i + 1] - offsets[i]));
+        return HashBytes(bytes + offsets[i],
+                         static_cast<int64_t>(offsets[i + 1] - offsets[i]));
       },
       hashes);
 }
 
 }  // namespace
 
-arrow::Status HashColumns(const arrow::RecordBatch& batch, const std::vector<int>& key_indices,
+arrow::Status HashColumns(const arrow::RecordBatch& batch,
+                          const std::vector<int>& key_indices,
                           std::vector<uint64_t>* hashes) {
   hashes->assign(static_cast<size_t>(batch.num_rows()), 0);
   uint64_t* out = hashes->data();
@@ -145,9 +147,9 @@ arrow::Status HashColumns(const arrow::RecordBatch& batch, const std::vector<int
         FoldBinary<int64_t>(data, first, out);
         break;
       default:
-        return arrow::Status::TypeError("cannot use column '", batch.schema()->field(index)->name(),
-                                        "' of type ", data.type->ToString(),
-                                        " as a key: unsupported key type");
+        return arrow::Status::TypeError(
+            "cannot use column '", batch.schema()->field(index)->name(), "' of type ",
+            data.type->ToString(), " as a key: unsupported key type");
     }
     first = false;
   }
@@ -162,8 +164,8 @@ arrow::Result<std::vector<int>> ResolveKeyColumns(const arrow::Schema& schema,
     int index = schema.GetFieldIndex(key);
     if (index < 0) {
       return arrow::Status::KeyError(operator_name, ": key column '", key,
-                                     "' is not in the input schema (", schema.ToString(false),
-                                     ")");
+                                     "' is not in the input schema (",
+                                     schema.ToString(false), ")");
     }
     indices.push_back(index);
   }
@@ -182,8 +184,8 @@ arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
   std::vector<int32_t> target(static_cast<size_t>(n));
   std::vector<int64_t> counts(static_cast<size_t>(parallelism) + 1, 0);
   for (int64_t i = 0; i < n; ++i) {
-    int instance = InstanceOfKeyGroup(KeyGroupOf(hashes[i], max_parallelism), max_parallelism,
-                                      parallelism);
+    int instance = InstanceOfKeyGroup(KeyGroupOf(hashes[i], max_parallelism),
+                                      max_parallelism, parallelism);
     target[i] = instance;
     ++counts[instance + 1];
   }
@@ -195,7 +197,8 @@ arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
     }
   }
   for (int p = 0; p < parallelism; ++p) counts[p + 1] += counts[p];
-  ARROW_ASSIGN_OR_RAISE(auto index_buffer, arrow::AllocateBuffer(n * sizeof(int32_t), pool));
+  ARROW_ASSIGN_OR_RAISE(auto index_buffer,
+                        arrow::AllocateBuffer(n * sizeof(int32_t), pool));
   auto* indices = reinterpret_cast<int32_t*>(index_buffer->mutable_data());
   std::vector<int64_t> cursor(counts.begin(), counts.end() - 1);
   for (int64_t i = 0; i < n; ++i) indices[cursor[target[i]]++] = static_cast<int32_t>(i);
@@ -204,9 +207,10 @@ arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
   for (int p = 0; p < parallelism; ++p) {
     int64_t begin = counts[p], length = counts[p + 1] - counts[p];
     if (length == 0) continue;
-    ARROW_ASSIGN_OR_RAISE(auto taken,
-                          arrow::compute::Take(batch, all_indices->Slice(begin, length),
-                                               arrow::compute::TakeOptions::NoBoundsCheck(), &ctx));
+    ARROW_ASSIGN_OR_RAISE(
+        auto taken,
+        arrow::compute::Take(batch, all_indices->Slice(begin, length),
+                             arrow::compute::TakeOptions::NoBoundsCheck(), &ctx));
     (*out)[p] = taken.record_batch();
   }
   return arrow::Status::OK();

@@ -2,13 +2,13 @@
 // keyed state.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
 
 namespace sabot {
 
@@ -16,7 +16,8 @@ namespace sabot {
 /// time. Equal keys hash equally regardless of batch boundaries or chunking.
 /// Supported key types: integers, dates, timestamps, durations, booleans,
 /// floating point (by value, -0.0 == 0.0), utf8/binary (and large variants).
-arrow::Status HashColumns(const arrow::RecordBatch& batch, const std::vector<int>& key_indices,
+arrow::Status HashColumns(const arrow::RecordBatch& batch,
+                          const std::vector<int>& key_indices,
                           std::vector<uint64_t>* hashes);
 
 /// Key group of a hash (stable across parallelism changes).
@@ -26,7 +27,8 @@ inline int KeyGroupOf(uint64_t hash, int max_parallelism) {
 
 /// The operator instance that owns a key group (contiguous ranges, as Flink).
 inline int InstanceOfKeyGroup(int key_group, int max_parallelism, int parallelism) {
-  return static_cast<int>(static_cast<int64_t>(key_group) * parallelism / max_parallelism);
+  return static_cast<int>(static_cast<int64_t>(key_group) * parallelism /
+                          max_parallelism);
 }
 
 /// Resolves key column names against a schema; errors name the missing column.

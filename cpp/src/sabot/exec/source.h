@@ -1,10 +1,10 @@
 // The runtime source interface: one SourceReader per parallel source instance.
 #pragma once
 
-#include <memory>
-
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
+
+#include <memory>
 
 #include "sabot/exec/operator.h"
 #include "sabot/exec/stream_element.h"
@@ -13,9 +13,9 @@ namespace sabot {
 
 /// What a source instance produced in one poll.
 enum class PollResult {
-  kElement,      ///< `*out` holds a batch or a watermark
-  kNotReady,     ///< nothing now (e.g. waiting for a broker); poll again later
-  kEndOfInput,   ///< the source is exhausted
+  kElement,     ///< `*out` holds a batch or a watermark
+  kNotReady,    ///< nothing now (e.g. waiting for a broker); poll again later
+  kEndOfInput,  ///< the source is exhausted
 };
 
 /// Reads one split (partition, file range, generator slice) of a source.

@@ -2,12 +2,12 @@
 // with them on the same channel, in order.
 #pragma once
 
+#include <arrow/record_batch.h>
+
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
-
-#include <arrow/record_batch.h>
 
 namespace sabot {
 
@@ -34,7 +34,9 @@ struct StreamElement {
   static StreamElement Batch(std::shared_ptr<arrow::RecordBatch> b) {
     return {ElementKind::kBatch, 0, std::move(b)};
   }
-  static StreamElement Watermark(int64_t wm) { return {ElementKind::kWatermark, wm, nullptr}; }
+  static StreamElement Watermark(int64_t wm) {
+    return {ElementKind::kWatermark, wm, nullptr};
+  }
   static StreamElement Barrier(int64_t checkpoint_id) {
     return {ElementKind::kBarrier, checkpoint_id, nullptr};
   }

@@ -20,8 +20,8 @@ arrow::Status WithOperator(const arrow::Status& st, const OperatorContext& ctx) 
   if (st.ok()) return st;
   const std::string& msg = st.message();
   if (msg.rfind("operator '", 0) == 0) return st;
-  return st.WithMessage("operator '", ctx.operator_name, "' (instance ", ctx.instance_index + 1,
-                        " of ", ctx.parallelism, "): ", msg);
+  return st.WithMessage("operator '", ctx.operator_name, "' (instance ",
+                        ctx.instance_index + 1, " of ", ctx.parallelism, "): ", msg);
 }
 
 }  // namespace
@@ -52,9 +52,10 @@ arrow::Status OutputRouter::Emit(std::shared_ptr<arrow::RecordBatch> batch) {
         break;
       case Partitioning::kHash: {
         if (edge.key_indices.empty()) {
-          ARROW_ASSIGN_OR_RAISE(edge.key_indices,
-                                ResolveKeyColumns(*batch->schema(), edge.keys,
-                                                  "key_by after '" + producer_name + "'"));
+          ARROW_ASSIGN_OR_RAISE(
+              edge.key_indices,
+              ResolveKeyColumns(*batch->schema(), edge.keys,
+                                "key_by after '" + producer_name + "'"));
         }
         std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
         ARROW_RETURN_NOT_OK(PartitionByKey(batch, edge.key_indices, static_cast<int>(n),
@@ -104,7 +105,8 @@ arrow::Status SlotOutput::EmitWatermark(int64_t watermark) {
   return router->EmitWatermark(watermark);
 }
 
-arrow::Status OperatorSlot::Process(int input, const std::shared_ptr<arrow::RecordBatch>& batch) {
+arrow::Status OperatorSlot::Process(int input,
+                                    const std::shared_ptr<arrow::RecordBatch>& batch) {
   metrics->rows_in.fetch_add(batch->num_rows(), std::memory_order_relaxed);
   metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
   int64_t start = NowNanos();
@@ -179,7 +181,8 @@ Task::SliceResult Task::RunSlice() {
     int64_t waited = start - wait_since_ns_;
     if (wait_reason_ == WaitReason::kOutput) {
       metrics_.backpressured_ns.fetch_add(waited, std::memory_order_relaxed);
-    } else if (wait_reason_ == WaitReason::kInput || wait_reason_ == WaitReason::kAlignment) {
+    } else if (wait_reason_ == WaitReason::kInput ||
+               wait_reason_ == WaitReason::kAlignment) {
       metrics_.idle_ns.fetch_add(waited, std::memory_order_relaxed);
     }
     wait_reason_ = WaitReason::kNone;
@@ -210,7 +213,8 @@ Task::SliceResult Task::RunSlice() {
 arrow::Status Task::Open() {
   opened_ = true;
   if (source) ARROW_RETURN_NOT_OK(WithOperator(source->Open(&source_ctx), source_ctx));
-  for (auto& slot : slots) ARROW_RETURN_NOT_OK(WithOperator(slot->op->Open(&slot->ctx), slot->ctx));
+  for (auto& slot : slots)
+    ARROW_RETURN_NOT_OK(WithOperator(slot->op->Open(&slot->ctx), slot->ctx));
   return arrow::Status::OK();
 }
 
@@ -218,7 +222,8 @@ Collector* Task::head() { return &source_out; }
 
 arrow::Status Task::Snapshot(int64_t checkpoint_id) {
   for (auto& slot : slots) {
-    ARROW_RETURN_NOT_OK(WithOperator(slot->op->SnapshotState(checkpoint_id, &slot->ctx), slot->ctx));
+    ARROW_RETURN_NOT_OK(
+        WithOperator(slot->op->SnapshotState(checkpoint_id, &slot->ctx), slot->ctx));
   }
   router.Broadcast(StreamElement::Barrier(checkpoint_id));
   job_->AcknowledgeCheckpoint(checkpoint_id);
@@ -226,7 +231,8 @@ arrow::Status Task::Snapshot(int64_t checkpoint_id) {
 }
 
 arrow::Status Task::Finish() {
-  if (current_watermark_ < kMaxWatermark) ARROW_RETURN_NOT_OK(DeliverWatermark(kMaxWatermark));
+  if (current_watermark_ < kMaxWatermark)
+    ARROW_RETURN_NOT_OK(DeliverWatermark(kMaxWatermark));
   for (auto& slot : slots) {
     ARROW_RETURN_NOT_OK(WithOperator(slot->op->Close(&slot->ctx, &slot->out), slot->ctx));
   }
@@ -252,8 +258,13 @@ arrow::Status Task::RunSource(SliceResult* result) {
       return arrow::Status::OK();
     }
     StreamElement element;
+    int64_t poll_start = NowNanos();
     ARROW_ASSIGN_OR_RAISE(PollResult poll, source->Poll(&element));
     if (poll == PollResult::kNotReady) {
+      // A source waiting for data (or pacing itself) is idle, not busy.
+      int64_t waited = NowNanos() - poll_start;
+      metrics_.idle_ns.fetch_add(waited, std::memory_order_relaxed);
+      metrics_.busy_ns.fetch_sub(waited, std::memory_order_relaxed);
       *result = SliceResult::kNotReady;
       return arrow::Status::OK();
     }
@@ -263,13 +274,15 @@ arrow::Status Task::RunSource(SliceResult* result) {
       return arrow::Status::OK();
     }
     if (element.kind == ElementKind::kBatch) {
-      ARROW_RETURN_NOT_OK(WithOperator(source_out.Emit(std::move(element.batch)), source_ctx));
+      ARROW_RETURN_NOT_OK(
+          WithOperator(source_out.Emit(std::move(element.batch)), source_ctx));
     } else if (element.kind == ElementKind::kWatermark) {
-      if (element.value > current_watermark_) ARROW_RETURN_NOT_OK(DeliverWatermark(element.value));
+      if (element.value > current_watermark_)
+        ARROW_RETURN_NOT_OK(DeliverWatermark(element.value));
     } else {
-      return arrow::Status::Invalid("source '", source_ctx.operator_name,
-                                    "' produced a control element it may not produce: ",
-                                    element.ToString());
+      return arrow::Status::Invalid(
+          "source '", source_ctx.operator_name,
+          "' produced a control element it may not produce: ", element.ToString());
     }
     if (NowNanos() - start > kSliceMaxNanos) break;
   }
@@ -292,8 +305,9 @@ arrow::Status Task::HandleElement(InputChannelState* input, StreamElement elemen
     }
     case ElementKind::kBarrier:
       if (aligning_checkpoint_ >= 0 && aligning_checkpoint_ != element.value) {
-        return arrow::Status::Invalid("task '", name_, "' received barrier ", element.value,
-                                      " while aligning checkpoint ", aligning_checkpoint_);
+        return arrow::Status::Invalid("task '", name_, "' received barrier ",
+                                      element.value, " while aligning checkpoint ",
+                                      aligning_checkpoint_);
       }
       aligning_checkpoint_ = element.value;
       input->blocked_by_barrier = true;

@@ -24,9 +24,9 @@ class Scheduler;
 struct OutputEdge {
   Partitioning partitioning = Partitioning::kForward;
   std::vector<std::string> keys;
-  std::vector<int> key_indices;      // resolved on the first batch
-  std::vector<Channel*> channels;    // indexed by consumer instance
-  size_t next_channel = 0;           // round robin cursor
+  std::vector<int> key_indices;    // resolved on the first batch
+  std::vector<Channel*> channels;  // indexed by consumer instance
+  size_t next_channel = 0;         // round robin cursor
 };
 
 /// Routes a task's output to its channels: partitions batches, broadcasts control.
@@ -82,8 +82,14 @@ struct InputChannelState {
 /// queued at most once); Wake may be called from any thread.
 class Task {
  public:
-  enum class SliceResult { kYield, kNotReady, kBlockedInput, kBlockedOutput, kBlockedAlignment,
-                           kFinished };
+  enum class SliceResult {
+    kYield,
+    kNotReady,
+    kBlockedInput,
+    kBlockedOutput,
+    kBlockedAlignment,
+    kFinished
+  };
 
   Task(Job* job, Scheduler* scheduler, std::string name);
 

@@ -4,15 +4,16 @@
 
 namespace sabot {
 
-arrow::Result<arrow::Datum> BoundExpression::Evaluate(const arrow::RecordBatch& batch,
-                                                      const std::string& operator_name,
-                                                      arrow::compute::ExecContext* exec_context) {
+arrow::Result<arrow::Datum> BoundExpression::Evaluate(
+    const arrow::RecordBatch& batch, const std::string& operator_name,
+    arrow::compute::ExecContext* exec_context) {
   if (!bound_schema_ || !(bound_schema_ == batch.schema() ||
                           bound_schema_->Equals(*batch.schema(), false))) {
     auto bound = expr_.Bind(*batch.schema(), exec_context);
     if (!bound.ok()) {
-      return arrow::Status::Invalid(operator_name, ": cannot apply expression ", expr_.ToString(),
-                                    " to input with schema (", batch.schema()->ToString(false),
+      return arrow::Status::Invalid(operator_name, ": cannot apply expression ",
+                                    expr_.ToString(), " to input with schema (",
+                                    batch.schema()->ToString(false),
                                     "): ", bound.status().message());
     }
     bound_ = bound.MoveValueUnsafe();

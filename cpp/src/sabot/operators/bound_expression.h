@@ -1,12 +1,12 @@
 // An Arrow compute expression bound lazily to the schema of the batches it sees.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include <arrow/compute/expression.h>
 #include <arrow/datum.h>
 #include <arrow/record_batch.h>
+
+#include <memory>
+#include <string>
 
 namespace sabot {
 

@@ -14,13 +14,13 @@ class FilterOperator : public Operator {
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext* ctx, Collector* out) override {
-    ARROW_ASSIGN_OR_RAISE(arrow::Datum mask,
-                          predicate_.Evaluate(*batch, ctx->operator_name, ctx->exec_context));
+    ARROW_ASSIGN_OR_RAISE(
+        arrow::Datum mask,
+        predicate_.Evaluate(*batch, ctx->operator_name, ctx->exec_context));
     if (!mask.type() || mask.type()->id() != arrow::Type::BOOL) {
-      return arrow::Status::TypeError(ctx->operator_name, ": predicate ",
-                                      predicate_.expression().ToString(), " has type ",
-                                      mask.type() ? mask.type()->ToString() : "?",
-                                      ", expected bool");
+      return arrow::Status::TypeError(
+          ctx->operator_name, ": predicate ", predicate_.expression().ToString(),
+          " has type ", mask.type() ? mask.type()->ToString() : "?", ", expected bool");
     }
     if (mask.is_scalar()) {
       const auto& scalar = mask.scalar_as<arrow::BooleanScalar>();
@@ -34,10 +34,10 @@ class FilterOperator : public Operator {
                              : -1;
     if (kept == batch->num_rows()) return out->Emit(batch);
     if (kept == 0) return arrow::Status::OK();
-    ARROW_ASSIGN_OR_RAISE(arrow::Datum filtered,
-                          arrow::compute::Filter(batch, mask,
-                                                 arrow::compute::FilterOptions::Defaults(),
-                                                 ctx->exec_context));
+    ARROW_ASSIGN_OR_RAISE(
+        arrow::Datum filtered,
+        arrow::compute::Filter(batch, mask, arrow::compute::FilterOptions::Defaults(),
+                               ctx->exec_context));
     auto result = filtered.record_batch();
     if (result->num_rows() == 0) return arrow::Status::OK();
     return out->Emit(std::move(result));
@@ -51,7 +51,8 @@ class FilterOperator : public Operator {
 
 void RegisterFilterOperator(OperatorRegistry* registry) {
   ARROW_CHECK_OK(registry->AddOperator(
-      "filter", [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+      "filter",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
         return std::make_unique<FilterOperator>(node.options_as<FilterOptions>());
       }));
 }

@@ -2,16 +2,18 @@
 
 namespace sabot {
 
-arrow::Status SchemaGuard::Check(const arrow::RecordBatch& batch, const std::string& operator_name,
-                                 const char* what) {
+arrow::Status SchemaGuard::Check(const arrow::RecordBatch& batch,
+                                 const std::string& operator_name, const char* what) {
   if (!schema_) {
     schema_ = batch.schema();
     return arrow::Status::OK();
   }
-  if (batch.schema()->Equals(*schema_, /*check_metadata=*/false)) return arrow::Status::OK();
-  return arrow::Status::TypeError(operator_name, ": ", what, " returned a batch with schema (",
-                                  batch.schema()->ToString(false), ") but the stream's schema is (",
-                                  schema_->ToString(false), ")");
+  if (batch.schema()->Equals(*schema_, /*check_metadata=*/false))
+    return arrow::Status::OK();
+  return arrow::Status::TypeError(
+      operator_name, ": ", what, " returned a batch with schema (",
+      batch.schema()->ToString(false), ") but the stream's schema is (",
+      schema_->ToString(false), ")");
 }
 
 namespace {
@@ -19,7 +21,9 @@ namespace {
 class MapOperator : public Operator {
  public:
   explicit MapOperator(const MapOptions& options)
-      : fn_(options.fn), description_(options.description), guard_(options.output_schema) {}
+      : fn_(options.fn),
+        description_(options.description),
+        guard_(options.output_schema) {}
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext* ctx, Collector* out) override {
@@ -47,7 +51,9 @@ class MapOperator : public Operator {
 class FlatMapOperator : public Operator {
  public:
   explicit FlatMapOperator(const FlatMapOptions& options)
-      : fn_(options.fn), description_(options.description), guard_(options.output_schema) {}
+      : fn_(options.fn),
+        description_(options.description),
+        guard_(options.output_schema) {}
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext* ctx, Collector* out) override {
@@ -58,7 +64,8 @@ class FlatMapOperator : public Operator {
     }
     for (auto& output : *result) {
       if (!output) continue;
-      ARROW_RETURN_NOT_OK(guard_.Check(*output, ctx->operator_name, description_.c_str()));
+      ARROW_RETURN_NOT_OK(
+          guard_.Check(*output, ctx->operator_name, description_.c_str()));
       if (output->num_rows() > 0) ARROW_RETURN_NOT_OK(out->Emit(std::move(output)));
     }
     return arrow::Status::OK();
@@ -74,11 +81,13 @@ class FlatMapOperator : public Operator {
 
 void RegisterMapOperators(OperatorRegistry* registry) {
   ARROW_CHECK_OK(registry->AddOperator(
-      "map", [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+      "map",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
         return std::make_unique<MapOperator>(node.options_as<MapOptions>());
       }));
   ARROW_CHECK_OK(registry->AddOperator(
-      "flat_map", [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+      "flat_map",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
         return std::make_unique<FlatMapOperator>(node.options_as<FlatMapOptions>());
       }));
 }

@@ -1,13 +1,13 @@
 // map and flat_map: user code over whole batches (C++ functions or Python UDFs).
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
 
 #include "sabot/plan/plan.h"
 #include "sabot/plan/registry.h"
@@ -19,8 +19,9 @@ namespace sabot {
 using BatchFunction = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(
     const std::shared_ptr<arrow::RecordBatch>&)>;
 /// A function from one batch to zero or more batches.
-using FlatMapFunction = std::function<arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>>(
-    const std::shared_ptr<arrow::RecordBatch>&)>;
+using FlatMapFunction =
+    std::function<arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>>(
+        const std::shared_ptr<arrow::RecordBatch>&)>;
 
 /// Options of "map". Every output batch must have one schema: `output_schema` when
 /// given, otherwise the schema of the first output.
@@ -43,7 +44,8 @@ struct FlatMapOptions : NodeOptions {
 /// first batch when none was declared. Errors name the operator and the fields.
 class SchemaGuard {
  public:
-  explicit SchemaGuard(std::shared_ptr<arrow::Schema> declared) : schema_(std::move(declared)) {}
+  explicit SchemaGuard(std::shared_ptr<arrow::Schema> declared)
+      : schema_(std::move(declared)) {}
   arrow::Status Check(const arrow::RecordBatch& batch, const std::string& operator_name,
                       const char* what);
 

@@ -27,16 +27,18 @@ class ProjectOperator : public Operator {
     columns.reserve(exprs_.size());
     bool types_changed = !schema_;
     for (size_t i = 0; i < exprs_.size(); ++i) {
-      ARROW_ASSIGN_OR_RAISE(arrow::Datum value,
-                            exprs_[i].Evaluate(*batch, ctx->operator_name, ctx->exec_context));
+      ARROW_ASSIGN_OR_RAISE(
+          arrow::Datum value,
+          exprs_[i].Evaluate(*batch, ctx->operator_name, ctx->exec_context));
       std::shared_ptr<arrow::Array> column;
       if (value.is_scalar()) {
-        ARROW_ASSIGN_OR_RAISE(column, arrow::MakeArrayFromScalar(*value.scalar(), batch->num_rows(),
-                                                                 ctx->pool));
+        ARROW_ASSIGN_OR_RAISE(column, arrow::MakeArrayFromScalar(
+                                          *value.scalar(), batch->num_rows(), ctx->pool));
       } else {
         column = value.make_array();
       }
-      if (schema_ && !schema_->field(static_cast<int>(i))->type()->Equals(*column->type())) {
+      if (schema_ &&
+          !schema_->field(static_cast<int>(i))->type()->Equals(*column->type())) {
         types_changed = true;
       }
       columns.push_back(std::move(column));
@@ -48,7 +50,8 @@ class ProjectOperator : public Operator {
       }
       schema_ = arrow::schema(std::move(fields));
     }
-    return out->Emit(arrow::RecordBatch::Make(schema_, batch->num_rows(), std::move(columns)));
+    return out->Emit(
+        arrow::RecordBatch::Make(schema_, batch->num_rows(), std::move(columns)));
   }
 
  private:
@@ -61,11 +64,13 @@ class ProjectOperator : public Operator {
 
 void RegisterProjectOperator(OperatorRegistry* registry) {
   ARROW_CHECK_OK(registry->AddOperator(
-      "select", [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+      "select",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
         const auto& options = node.options_as<ProjectOptions>();
         if (options.expressions.size() != options.names.size()) {
           return arrow::Status::Invalid(node.name, ": ", options.expressions.size(),
-                                        " expressions but ", options.names.size(), " names");
+                                        " expressions but ", options.names.size(),
+                                        " names");
         }
         return std::make_unique<ProjectOperator>(options);
       }));

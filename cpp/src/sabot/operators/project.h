@@ -1,10 +1,10 @@
 // select / project: computes output columns from expressions over the input.
 #pragma once
 
+#include <arrow/compute/expression.h>
+
 #include <string>
 #include <vector>
-
-#include <arrow/compute/expression.h>
 
 #include "sabot/plan/plan.h"
 #include "sabot/plan/registry.h"

@@ -36,8 +36,8 @@ arrow::Status LogicalPlan::Validate() const {
   for (const auto& node : nodes_) {
     for (const auto& edge : node.inputs) {
       if (edge.from < 0 || edge.from >= node.id) {
-        return arrow::Status::Invalid("operator '", node.name, "' has an input from unknown node ",
-                                      edge.from);
+        return arrow::Status::Invalid("operator '", node.name,
+                                      "' has an input from unknown node ", edge.from);
       }
       if (edge.partitioning == Partitioning::kHash && edge.keys.empty()) {
         return arrow::Status::Invalid("operator '", node.name,
@@ -45,8 +45,8 @@ arrow::Status LogicalPlan::Validate() const {
       }
     }
     if (node.parallelism < 0) {
-      return arrow::Status::Invalid("operator '", node.name, "' has negative parallelism ",
-                                    node.parallelism);
+      return arrow::Status::Invalid("operator '", node.name,
+                                    "' has negative parallelism ", node.parallelism);
     }
   }
   return arrow::Status::OK();
@@ -81,13 +81,14 @@ std::string LogicalPlan::ToJson() const {
     const auto& n = nodes_[i];
     if (i) os << ",";
     os << "{\"id\":" << n.id << ",\"kind\":\"" << JsonEscape(n.kind) << "\",\"name\":\""
-       << JsonEscape(n.name) << "\",\"parallelism\":" << n.parallelism << ",\"options\":\""
-       << JsonEscape(n.options ? n.options->ToString() : "") << "\",\"inputs\":[";
+       << JsonEscape(n.name) << "\",\"parallelism\":" << n.parallelism
+       << ",\"options\":\"" << JsonEscape(n.options ? n.options->ToString() : "")
+       << "\",\"inputs\":[";
     for (size_t j = 0; j < n.inputs.size(); ++j) {
       const auto& e = n.inputs[j];
       if (j) os << ",";
-      os << "{\"from\":" << e.from << ",\"partitioning\":\"" << PartitioningName(e.partitioning)
-         << "\",\"keys\":[";
+      os << "{\"from\":" << e.from << ",\"partitioning\":\""
+         << PartitioningName(e.partitioning) << "\",\"keys\":[";
       for (size_t k = 0; k < e.keys.size(); ++k) {
         if (k) os << ",";
         os << "\"" << JsonEscape(e.keys[k]) << "\"";

@@ -3,11 +3,11 @@
 // operator instances from the registry (see plan/registry.h).
 #pragma once
 
+#include <arrow/status.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <arrow/status.h>
 
 namespace sabot {
 
@@ -38,8 +38,8 @@ class NodeOptions {
 
 struct PlanNode {
   int id = -1;
-  std::string kind;  ///< registry key, e.g. "filter", "nexmark_source"
-  std::string name;  ///< display name, unique in the plan, e.g. "filter#3"
+  std::string kind;     ///< registry key, e.g. "filter", "nexmark_source"
+  std::string name;     ///< display name, unique in the plan, e.g. "filter#3"
   int parallelism = 0;  ///< 0: the job's default parallelism
   std::vector<PlanEdge> inputs;
   std::shared_ptr<const NodeOptions> options;

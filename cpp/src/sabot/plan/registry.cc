@@ -11,16 +11,19 @@ OperatorRegistry* OperatorRegistry::Global() {
   return registry;
 }
 
-arrow::Status OperatorRegistry::AddOperator(const std::string& kind, OperatorFactory factory) {
+arrow::Status OperatorRegistry::AddOperator(const std::string& kind,
+                                            OperatorFactory factory) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (operators_.count(kind) || sources_.count(kind)) {
-    return arrow::Status::AlreadyExists("operator kind '", kind, "' is already registered");
+    return arrow::Status::AlreadyExists("operator kind '", kind,
+                                        "' is already registered");
   }
   operators_[kind] = std::move(factory);
   return arrow::Status::OK();
 }
 
-arrow::Status OperatorRegistry::AddSource(const std::string& kind, SourceFactory factory) {
+arrow::Status OperatorRegistry::AddSource(const std::string& kind,
+                                          SourceFactory factory) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (operators_.count(kind) || sources_.count(kind)) {
     return arrow::Status::AlreadyExists("source kind '", kind, "' is already registered");
@@ -34,32 +37,30 @@ bool OperatorRegistry::IsSource(const std::string& kind) const {
   return sources_.count(kind) > 0;
 }
 
-arrow::Result<std::unique_ptr<Operator>> OperatorRegistry::MakeOperator(const PlanNode& node,
-                                                                         int instance,
-                                                                         int parallelism) const {
+arrow::Result<std::unique_ptr<Operator>> OperatorRegistry::MakeOperator(
+    const PlanNode& node, int instance, int parallelism) const {
   OperatorFactory factory;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = operators_.find(node.kind);
     if (it == operators_.end()) {
-      return arrow::Status::KeyError("no operator kind '", node.kind, "' is registered (node '",
-                                     node.name, "')");
+      return arrow::Status::KeyError("no operator kind '", node.kind,
+                                     "' is registered (node '", node.name, "')");
     }
     factory = it->second;
   }
   return factory(node, instance, parallelism);
 }
 
-arrow::Result<std::unique_ptr<SourceReader>> OperatorRegistry::MakeSource(const PlanNode& node,
-                                                                          int instance,
-                                                                          int parallelism) const {
+arrow::Result<std::unique_ptr<SourceReader>> OperatorRegistry::MakeSource(
+    const PlanNode& node, int instance, int parallelism) const {
   SourceFactory factory;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sources_.find(node.kind);
     if (it == sources_.end()) {
-      return arrow::Status::KeyError("no source kind '", node.kind, "' is registered (node '",
-                                     node.name, "')");
+      return arrow::Status::KeyError("no source kind '", node.kind,
+                                     "' is registered (node '", node.name, "')");
     }
     factory = it->second;
   }

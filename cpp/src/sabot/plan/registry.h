@@ -1,14 +1,14 @@
 // The one operator registry: plan node kind -> factory of runtime instances.
 #pragma once
 
+#include <arrow/result.h>
+
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <arrow/result.h>
 
 #include "sabot/exec/operator.h"
 #include "sabot/exec/source.h"
@@ -32,9 +32,11 @@ class OperatorRegistry {
   arrow::Status AddSource(const std::string& kind, SourceFactory factory);
 
   bool IsSource(const std::string& kind) const;
-  arrow::Result<std::unique_ptr<Operator>> MakeOperator(const PlanNode& node, int instance,
+  arrow::Result<std::unique_ptr<Operator>> MakeOperator(const PlanNode& node,
+                                                        int instance,
                                                         int parallelism) const;
-  arrow::Result<std::unique_ptr<SourceReader>> MakeSource(const PlanNode& node, int instance,
+  arrow::Result<std::unique_ptr<SourceReader>> MakeSource(const PlanNode& node,
+                                                          int instance,
                                                           int parallelism) const;
   std::vector<std::string> Kinds() const;
 

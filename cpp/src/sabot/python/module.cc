@@ -2,16 +2,15 @@
 // exception. Batches cross the boundary zero-copy through the Arrow C Data
 // Interface (PyCapsules "arrow_schema" / "arrow_array" / "arrow_array_stream").
 // Python callables are invoked with the GIL held once per batch, never per row.
+#include <arrow/c/abi.h>
+#include <arrow/c/bridge.h>
+#include <arrow/compute/expression.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
-
-#include <arrow/c/abi.h>
-#include <arrow/c/bridge.h>
-#include <arrow/compute/expression.h>
 
 #include "sabot/api/datastream.h"
 #include "sabot/connectors/console/console_sink.h"
@@ -69,7 +68,8 @@ void ReleaseStreamCapsule(PyObject* capsule) {
 }
 
 // Exports a batch as a (schema capsule, array capsule) pair. GIL held.
-arrow::Result<nb::tuple> BatchToCapsules(const std::shared_ptr<arrow::RecordBatch>& batch) {
+arrow::Result<nb::tuple> BatchToCapsules(
+    const std::shared_ptr<arrow::RecordBatch>& batch) {
   auto* c_schema = new ArrowSchema;
   auto* c_array = new ArrowArray;
   c_schema->release = nullptr;
@@ -82,28 +82,33 @@ arrow::Result<nb::tuple> BatchToCapsules(const std::shared_ptr<arrow::RecordBatc
   }
   nb::object schema_capsule =
       nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
-  nb::object array_capsule = nb::steal(PyCapsule_New(c_array, "arrow_array", ReleaseArrayCapsule));
+  nb::object array_capsule =
+      nb::steal(PyCapsule_New(c_array, "arrow_array", ReleaseArrayCapsule));
   return nb::make_tuple(schema_capsule, array_capsule);
 }
 
 // Imports a (schema capsule, array capsule) pair produced by __arrow_c_array__.
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> BatchFromCapsules(nb::handle pair,
-                                                                     const std::string& what) {
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> BatchFromCapsules(
+    nb::handle pair, const std::string& what) {
   if (!nb::isinstance<nb::tuple>(pair) || nb::len(pair) != 2) {
     return arrow::Status::TypeError(what, " must return a pyarrow.RecordBatch");
   }
-  auto* c_schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(pair[0].ptr(), "arrow_schema"));
-  auto* c_array = static_cast<ArrowArray*>(PyCapsule_GetPointer(pair[1].ptr(), "arrow_array"));
+  auto* c_schema =
+      static_cast<ArrowSchema*>(PyCapsule_GetPointer(pair[0].ptr(), "arrow_schema"));
+  auto* c_array =
+      static_cast<ArrowArray*>(PyCapsule_GetPointer(pair[1].ptr(), "arrow_array"));
   if (!c_schema || !c_array) {
     PyErr_Clear();
-    return arrow::Status::TypeError(what, " returned something that is not an Arrow array");
+    return arrow::Status::TypeError(what,
+                                    " returned something that is not an Arrow array");
   }
   ARROW_ASSIGN_OR_RAISE(auto type_or_batch, arrow::ImportRecordBatch(c_array, c_schema));
   return type_or_batch;
 }
 
 arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromCapsule(nb::handle capsule) {
-  auto* c_schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_schema"));
+  auto* c_schema =
+      static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_schema"));
   if (!c_schema) {
     PyErr_Clear();
     return arrow::Status::TypeError("expected an arrow_schema capsule");
@@ -120,8 +125,8 @@ nb::object SchemaToCapsule(const std::shared_ptr<arrow::Schema>& schema) {
 
 arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> BatchesFromStreamCapsule(
     nb::handle capsule) {
-  auto* c_stream =
-      static_cast<ArrowArrayStream*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_array_stream"));
+  auto* c_stream = static_cast<ArrowArrayStream*>(
+      PyCapsule_GetPointer(capsule.ptr(), "arrow_array_stream"));
   if (!c_stream) {
     PyErr_Clear();
     return arrow::Status::TypeError("expected an arrow_array_stream capsule");
@@ -130,9 +135,11 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> BatchesFromStrea
   return reader->ToRecordBatches();
 }
 
-nb::object BatchesToStreamCapsule(std::shared_ptr<arrow::Schema> schema,
-                                  std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
-  auto reader = ValueOrThrow(arrow::RecordBatchReader::Make(std::move(batches), std::move(schema)));
+nb::object BatchesToStreamCapsule(
+    std::shared_ptr<arrow::Schema> schema,
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
+  auto reader =
+      ValueOrThrow(arrow::RecordBatchReader::Make(std::move(batches), std::move(schema)));
   auto* c_stream = new ArrowArrayStream;
   c_stream->release = nullptr;
   ThrowIfError(arrow::ExportRecordBatchReader(reader, c_stream));
@@ -140,11 +147,14 @@ nb::object BatchesToStreamCapsule(std::shared_ptr<arrow::Schema> schema,
 }
 
 arrow::compute::Expression ExpressionFromBytes(const nb::bytes& bytes) {
-  auto buffer = std::make_shared<arrow::Buffer>(
-      reinterpret_cast<const uint8_t*>(bytes.c_str()), static_cast<int64_t>(bytes.size()));
+  auto buffer =
+      std::make_shared<arrow::Buffer>(reinterpret_cast<const uint8_t*>(bytes.c_str()),
+                                      static_cast<int64_t>(bytes.size()));
   // Deserialize copies what it keeps, but keep a private copy to be safe.
-  auto copy = ValueOrThrow(arrow::Buffer::CopyNonOwned(*buffer, arrow::default_cpu_memory_manager()));
-  return ValueOrThrow(arrow::compute::Deserialize(std::shared_ptr<arrow::Buffer>(std::move(copy))));
+  auto copy = ValueOrThrow(
+      arrow::Buffer::CopyNonOwned(*buffer, arrow::default_cpu_memory_manager()));
+  return ValueOrThrow(
+      arrow::compute::Deserialize(std::shared_ptr<arrow::Buffer>(std::move(copy))));
 }
 
 // A Python callable kept alive by a C++ std::function: acquire the GIL to copy or
@@ -277,26 +287,46 @@ nexmark::NexmarkConfig NexmarkConfigFromDict(const nb::dict& d) {
   nexmark::NexmarkConfig c;
   for (auto [k, v] : d) {
     std::string key = nb::cast<std::string>(k);
-    if (key == "num_events") c.num_events = nb::cast<int64_t>(v);
-    else if (key == "first_event_rate") c.first_event_rate = nb::cast<int64_t>(v);
-    else if (key == "num_generators") c.num_generators = nb::cast<int64_t>(v);
-    else if (key == "base_time_ms") c.base_time_ms = nb::cast<int64_t>(v);
-    else if (key == "seed") c.seed = nb::cast<uint64_t>(v);
-    else if (key == "person_proportion") c.person_proportion = nb::cast<int>(v);
-    else if (key == "auction_proportion") c.auction_proportion = nb::cast<int>(v);
-    else if (key == "bid_proportion") c.bid_proportion = nb::cast<int>(v);
-    else if (key == "hot_auction_ratio") c.hot_auction_ratio = nb::cast<int>(v);
-    else if (key == "hot_sellers_ratio") c.hot_sellers_ratio = nb::cast<int>(v);
-    else if (key == "hot_bidders_ratio") c.hot_bidders_ratio = nb::cast<int>(v);
-    else if (key == "num_in_flight_auctions") c.num_in_flight_auctions = nb::cast<int64_t>(v);
-    else if (key == "num_active_people") c.num_active_people = nb::cast<int64_t>(v);
-    else if (key == "out_of_order_group_size") c.out_of_order_group_size = nb::cast<int64_t>(v);
-    else if (key == "occasional_delay_ms") c.occasional_delay_ms = nb::cast<int64_t>(v);
-    else if (key == "prob_delayed_event") c.prob_delayed_event = nb::cast<double>(v);
-    else if (key == "rate_limit") c.rate_limit = nb::cast<int64_t>(v);
-    else if (key == "batch_size") c.batch_size = nb::cast<int64_t>(v);
-    else if (key == "view") c.view = nb::cast<std::string>(v);
-    else throw nb::value_error(("unknown Nexmark option '" + key + "'").c_str());
+    if (key == "num_events")
+      c.num_events = nb::cast<int64_t>(v);
+    else if (key == "first_event_rate")
+      c.first_event_rate = nb::cast<int64_t>(v);
+    else if (key == "num_generators")
+      c.num_generators = nb::cast<int64_t>(v);
+    else if (key == "base_time_ms")
+      c.base_time_ms = nb::cast<int64_t>(v);
+    else if (key == "seed")
+      c.seed = nb::cast<uint64_t>(v);
+    else if (key == "person_proportion")
+      c.person_proportion = nb::cast<int>(v);
+    else if (key == "auction_proportion")
+      c.auction_proportion = nb::cast<int>(v);
+    else if (key == "bid_proportion")
+      c.bid_proportion = nb::cast<int>(v);
+    else if (key == "hot_auction_ratio")
+      c.hot_auction_ratio = nb::cast<int>(v);
+    else if (key == "hot_sellers_ratio")
+      c.hot_sellers_ratio = nb::cast<int>(v);
+    else if (key == "hot_bidders_ratio")
+      c.hot_bidders_ratio = nb::cast<int>(v);
+    else if (key == "num_in_flight_auctions")
+      c.num_in_flight_auctions = nb::cast<int64_t>(v);
+    else if (key == "num_active_people")
+      c.num_active_people = nb::cast<int64_t>(v);
+    else if (key == "out_of_order_group_size")
+      c.out_of_order_group_size = nb::cast<int64_t>(v);
+    else if (key == "occasional_delay_ms")
+      c.occasional_delay_ms = nb::cast<int64_t>(v);
+    else if (key == "prob_delayed_event")
+      c.prob_delayed_event = nb::cast<double>(v);
+    else if (key == "rate_limit")
+      c.rate_limit = nb::cast<int64_t>(v);
+    else if (key == "batch_size")
+      c.batch_size = nb::cast<int64_t>(v);
+    else if (key == "view")
+      c.view = nb::cast<std::string>(v);
+    else
+      throw nb::value_error(("unknown Nexmark option '" + key + "'").c_str());
   }
   ThrowIfError(nexmark::ValidateConfig(c));
   return c;
@@ -315,7 +345,8 @@ NB_MODULE(_sabot, m) {
   nb::exception<JobError>(m, "JobError", PyExc_RuntimeError);
 
   nb::class_<PyCollect>(m, "Collected")
-      .def("to_stream_capsule", &PyCollect::to_stream_capsule, "schema_capsule"_a.none() = nb::none())
+      .def("to_stream_capsule", &PyCollect::to_stream_capsule,
+           "schema_capsule"_a.none() = nb::none())
       .def_prop_ro("num_rows", [](const PyCollect& c) { return c.buffer->num_rows(); });
 
   nb::class_<PyJob>(m, "Job")
@@ -325,27 +356,34 @@ NB_MODULE(_sabot, m) {
       .def("done", [](PyJob& j) { return j.handle->done(); })
       .def("trigger_checkpoint",
            [](PyJob& j, int64_t id) { ThrowIfError(j.handle->TriggerCheckpoint(id)); })
-      .def("physical_plan", [](PyJob& j) { return j.handle->job()->DescribePhysicalPlan(); });
+      .def("physical_plan",
+           [](PyJob& j) { return j.handle->job()->DescribePhysicalPlan(); });
 
   nb::class_<DataStream>(m, "Stream")
-      .def("map",
-           [](const DataStream& s, nb::object adapter, std::string what, nb::object schema) {
-             std::shared_ptr<arrow::Schema> out_schema;
-             if (!schema.is_none()) out_schema = ValueOrThrow(SchemaFromCapsule(schema));
-             return s.Map(MakeBatchFunction(std::move(adapter), what), what, out_schema);
-           },
-           "adapter"_a, "what"_a, "schema"_a.none())
-      .def("flat_map",
-           [](const DataStream& s, nb::object adapter, std::string what, nb::object schema) {
-             std::shared_ptr<arrow::Schema> out_schema;
-             if (!schema.is_none()) out_schema = ValueOrThrow(SchemaFromCapsule(schema));
-             return s.FlatMap(MakeFlatMapFunction(std::move(adapter), what), what, out_schema);
-           },
-           "adapter"_a, "what"_a, "schema"_a.none())
-      .def("filter",
-           [](const DataStream& s, nb::bytes expr) { return s.Filter(ExpressionFromBytes(expr)); })
+      .def(
+          "map",
+          [](const DataStream& s, nb::object adapter, std::string what,
+             nb::object schema) {
+            std::shared_ptr<arrow::Schema> out_schema;
+            if (!schema.is_none()) out_schema = ValueOrThrow(SchemaFromCapsule(schema));
+            return s.Map(MakeBatchFunction(std::move(adapter), what), what, out_schema);
+          },
+          "adapter"_a, "what"_a, "schema"_a.none())
+      .def(
+          "flat_map",
+          [](const DataStream& s, nb::object adapter, std::string what,
+             nb::object schema) {
+            std::shared_ptr<arrow::Schema> out_schema;
+            if (!schema.is_none()) out_schema = ValueOrThrow(SchemaFromCapsule(schema));
+            return s.FlatMap(MakeFlatMapFunction(std::move(adapter), what), what,
+                             out_schema);
+          },
+          "adapter"_a, "what"_a, "schema"_a.none())
+      .def("filter", [](const DataStream& s,
+                        nb::bytes expr) { return s.Filter(ExpressionFromBytes(expr)); })
       .def("select",
-           [](const DataStream& s, std::vector<nb::bytes> exprs, std::vector<std::string> names) {
+           [](const DataStream& s, std::vector<nb::bytes> exprs,
+              std::vector<std::string> names) {
              std::vector<arrow::compute::Expression> es;
              for (const auto& e : exprs) es.push_back(ExpressionFromBytes(e));
              return s.Select(std::move(es), std::move(names));
@@ -376,8 +414,8 @@ NB_MODULE(_sabot, m) {
   nb::class_<StreamEnvironment>(m, "Environment")
       .def_static(
           "create",
-          [](int parallelism, int num_threads, int64_t channel_max_rows, int64_t channel_max_bytes,
-             int64_t memory_cap_bytes, int max_parallelism) {
+          [](int parallelism, int num_threads, int64_t channel_max_rows,
+             int64_t channel_max_bytes, int64_t memory_cap_bytes, int max_parallelism) {
             JobOptions o;
             o.parallelism = parallelism;
             o.num_threads = num_threads;
@@ -400,7 +438,8 @@ NB_MODULE(_sabot, m) {
              auto o = std::make_shared<FunctionSourceOptions>();
              o->description = what;
              PyCallable callable(std::move(next));
-             o->next = [callable, what]() -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+             o->next = [callable,
+                        what]() -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
                nb::gil_scoped_acquire gil;
                try {
                  nb::object result = (*callable.fn_)();
@@ -414,33 +453,38 @@ NB_MODULE(_sabot, m) {
            })
       .def("from_nexmark",
            [](StreamEnvironment& env, nb::dict config, int parallelism) {
-             auto o = std::make_shared<nexmark::NexmarkSourceOptions>(NexmarkConfigFromDict(config));
+             auto o = std::make_shared<nexmark::NexmarkSourceOptions>(
+                 NexmarkConfigFromDict(config));
              return env.FromSource("nexmark_source", o, parallelism);
            })
-      .def("from_files",
-           [](StreamEnvironment& env, std::vector<std::string> paths, std::string format,
-              nb::object schema, int64_t batch_size, int parallelism) {
-             auto o = std::make_shared<FileSourceOptions>();
-             o->paths = std::move(paths);
-             o->format = std::move(format);
-             if (!schema.is_none()) o->schema = ValueOrThrow(SchemaFromCapsule(schema));
-             o->batch_size = batch_size;
-             return env.FromSource("file_source", o, parallelism);
-           },
-           "paths"_a, "format"_a, "schema"_a.none(), "batch_size"_a, "parallelism"_a)
+      .def(
+          "from_files",
+          [](StreamEnvironment& env, std::vector<std::string> paths, std::string format,
+             nb::object schema, int64_t batch_size, int parallelism) {
+            auto o = std::make_shared<FileSourceOptions>();
+            o->paths = std::move(paths);
+            o->format = std::move(format);
+            if (!schema.is_none()) o->schema = ValueOrThrow(SchemaFromCapsule(schema));
+            o->batch_size = batch_size;
+            return env.FromSource("file_source", o, parallelism);
+          },
+          "paths"_a, "format"_a, "schema"_a.none(), "batch_size"_a, "parallelism"_a)
       .def("plan_json", [](StreamEnvironment& env) { return env.plan()->ToJson(); })
-      .def("start", [](StreamEnvironment& env) {
-        std::unique_ptr<JobHandle> handle;
-        {
-          arrow::Result<std::unique_ptr<JobHandle>> r;
-          {
-            nb::gil_scoped_release release;
-            r = env.Start();
-          }
-          handle = ValueOrThrow(std::move(r));
-        }
-        return new PyJob{std::move(handle)};
-      }, nb::rv_policy::take_ownership);
+      .def(
+          "start",
+          [](StreamEnvironment& env) {
+            std::unique_ptr<JobHandle> handle;
+            {
+              arrow::Result<std::unique_ptr<JobHandle>> r;
+              {
+                nb::gil_scoped_release release;
+                r = env.Start();
+              }
+              handle = ValueOrThrow(std::move(r));
+            }
+            return new PyJob{std::move(handle)};
+          },
+          nb::rv_policy::take_ownership);
 
   m.def("nexmark_schema", [](std::string view) {
     auto schema = nexmark::SchemaForView(view);

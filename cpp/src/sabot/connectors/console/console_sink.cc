@@ -114,7 +114,7 @@ class ConsoleSinkOperator : public Operator {
   arrow::Status Open(OperatorContext* ctx) override {
     heading_ = options_.title.empty() ? ctx->operator_name : options_.title;
     if (ctx->parallelism > 1) {
-      heading_ += " [" + std::to_string(ctx->instance_index) + "/" +
+      heading_ += " [" + std::to_string(ctx->instance_index + 1) + "/" +
                   std::to_string(ctx->parallelism) + "]";
     }
     return arrow::Status::OK();

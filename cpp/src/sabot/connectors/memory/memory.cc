@@ -23,7 +23,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> CollectBuffer::ToTable(
     const std::shared_ptr<arrow::Schema>& schema) const {
   auto batches = this->batches();
   if (batches.empty()) {
-    if (!schema) return arrow::Status::Invalid("collect: no rows and no schema to build a table");
+    if (!schema)
+      return arrow::Status::Invalid("collect: no rows and no schema to build a table");
     return arrow::Table::MakeEmpty(schema);
   }
   return arrow::Table::FromRecordBatches(batches.front()->schema(), batches);
@@ -34,7 +35,8 @@ namespace {
 class BatchesSource : public SourceReader {
  public:
   BatchesSource(const BatchesSourceOptions& options, int instance, int parallelism)
-      : options_(options), next_(static_cast<size_t>(instance)),
+      : options_(options),
+        next_(static_cast<size_t>(instance)),
         step_(static_cast<size_t>(parallelism)) {}
 
   arrow::Result<PollResult> Poll(StreamElement* out) override {
@@ -66,7 +68,8 @@ class FunctionSource : public SourceReader {
 
 class CollectSink : public Operator {
  public:
-  explicit CollectSink(std::shared_ptr<CollectBuffer> buffer) : buffer_(std::move(buffer)) {}
+  explicit CollectSink(std::shared_ptr<CollectBuffer> buffer)
+      : buffer_(std::move(buffer)) {}
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext*, Collector*) override {
     buffer_->Append(batch);
@@ -79,7 +82,8 @@ class CollectSink : public Operator {
 
 class BlackholeSink : public Operator {
  public:
-  explicit BlackholeSink(std::shared_ptr<std::atomic<int64_t>> rows) : rows_(std::move(rows)) {}
+  explicit BlackholeSink(std::shared_ptr<std::atomic<int64_t>> rows)
+      : rows_(std::move(rows)) {}
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext*, Collector*) override {
     rows_->fetch_add(batch->num_rows(), std::memory_order_relaxed);
@@ -93,28 +97,33 @@ class BlackholeSink : public Operator {
 }  // namespace
 
 void RegisterMemoryConnectors(OperatorRegistry* registry) {
-  ARROW_CHECK_OK(registry->AddSource(
-      "batches_source",
-      [](const PlanNode& node, int i, int p) -> arrow::Result<std::unique_ptr<SourceReader>> {
-        return std::make_unique<BatchesSource>(node.options_as<BatchesSourceOptions>(), i, p);
-      }));
+  ARROW_CHECK_OK(registry->AddSource("batches_source",
+                                     [](const PlanNode& node, int i, int p)
+                                         -> arrow::Result<std::unique_ptr<SourceReader>> {
+                                       return std::make_unique<BatchesSource>(
+                                           node.options_as<BatchesSourceOptions>(), i, p);
+                                     }));
   ARROW_CHECK_OK(registry->AddSource(
       "function_source",
-      [](const PlanNode& node, int, int p) -> arrow::Result<std::unique_ptr<SourceReader>> {
+      [](const PlanNode& node, int,
+         int p) -> arrow::Result<std::unique_ptr<SourceReader>> {
         if (p != 1) {
-          return arrow::Status::Invalid(node.name,
-                                        ": a function/iterable source runs with parallelism 1, not ",
-                                        p);
+          return arrow::Status::Invalid(
+              node.name, ": a function/iterable source runs with parallelism 1, not ", p);
         }
         return std::make_unique<FunctionSource>(node.options_as<FunctionSourceOptions>());
       }));
   ARROW_CHECK_OK(registry->AddOperator(
-      "collect_sink", [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
-        return std::make_unique<CollectSink>(node.options_as<CollectSinkOptions>().buffer);
+      "collect_sink",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+        return std::make_unique<CollectSink>(
+            node.options_as<CollectSinkOptions>().buffer);
       }));
   ARROW_CHECK_OK(registry->AddOperator(
-      "blackhole_sink", [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
-        return std::make_unique<BlackholeSink>(node.options_as<BlackholeSinkOptions>().rows);
+      "blackhole_sink",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+        return std::make_unique<BlackholeSink>(
+            node.options_as<BlackholeSinkOptions>().rows);
       }));
 }
 

@@ -1,14 +1,14 @@
 // In-memory sources and sinks: record batches in, collected batches out.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/table.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/table.h>
 
 #include "sabot/plan/plan.h"
 #include "sabot/plan/registry.h"
