@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import runpy
 import sys
@@ -22,6 +23,7 @@ def _peak_rss_mb() -> float:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     sys.argv = [args.job, *args.job_args]
+    os.environ["SABOT_PRINT_METRICS"] = "1"  # each finished job prints its metrics
     try:
         runpy.run_path(args.job, run_name="__main__")
     except JobError as e:

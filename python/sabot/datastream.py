@@ -9,6 +9,7 @@ return one; the GIL is taken once per batch, never per row.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -385,5 +386,10 @@ class Environment:
         return self._handle
 
     def execute(self) -> JobResult:
-        """Runs the job to completion (bounded sources) and returns its metrics."""
-        return self.start().wait()
+        """Runs the job to completion (bounded sources) and returns its metrics.
+
+        Under ``sabot run`` the metrics report is printed to stderr at the end."""
+        result = self.start().wait()
+        if os.environ.get("SABOT_PRINT_METRICS") == "1":
+            print(result.report(), end="", file=sys.stderr, flush=True)
+        return result
