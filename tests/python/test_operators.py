@@ -3,6 +3,8 @@ at parallelism 1 and 4 and with different batch sizes."""
 
 from __future__ import annotations
 
+import threading
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -166,3 +168,19 @@ def test_metrics_available_while_running_and_at_end() -> None:
     assert all(t["state"] == "finished" for t in result.metrics["tasks"])
     assert result.metrics["memory"]["peak_bytes"] > 0
     assert "operator" in result.report()
+
+
+def test_unbounded_job_runs_until_cancelled() -> None:
+    env = sb.Environment(parallelism=2, num_threads=2)
+    sb.nexmark.bids(env, events=0, parallelism=2, rate_limit=50_000).discard()
+    handle = env.start()
+    seen = 0
+    for _ in range(2000):  # bounded wait: until rows flow, at most ~20 s
+        seen = handle.metrics()["operators"][0]["rows_out"]
+        if seen > 0 or handle.done():
+            break
+        threading.Event().wait(0.01)
+    assert seen > 0 and not handle.done()
+    handle.cancel()
+    result = handle.wait()
+    assert all(t["state"] == "finished" for t in result.metrics["tasks"])
