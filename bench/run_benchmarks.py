@@ -44,6 +44,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--queries", default="q0,q1,q2,q5,q11,q12,q15,q16,q17", help="comma-separated list"
+    )
     args = parser.parse_args()
 
     lines = [
@@ -53,17 +56,20 @@ def main() -> int:
         "| query | source | parallelism | seconds | events/s | events/s per core | peak RSS MB |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for source in ("view", "combined"):
-        for query in ("q0", "q1", "q2"):
-            for parallelism in (1, 2):
-                runs = [run(query, args.events, parallelism, source) for _ in range(args.repeat)]
-                med = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
-                lines.append(
-                    f"| {query} | {source} | {parallelism} | {med['seconds']:.3f} | "
-                    f"{med['events_per_second']:,} | {med['events_per_second_per_core']:,} | "
-                    f"{med['peak_rss_mb']} |"
-                )
-                print(lines[-1], flush=True)
+    configs = [(s, q) for s in ("view", "combined") for q in ("q0", "q1", "q2")]
+    configs += [("view", q) for q in ("q5", "q11", "q12", "q15", "q16", "q17")]
+    for source, query in configs:
+        if query not in args.queries.split(","):
+            continue
+        for parallelism in (1, 2):
+            runs = [run(query, args.events, parallelism, source) for _ in range(args.repeat)]
+            med = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+            lines.append(
+                f"| {query} | {source} | {parallelism} | {med['seconds']:.3f} | "
+                f"{med['events_per_second']:,} | {med['events_per_second_per_core']:,} | "
+                f"{med['peak_rss_mb']} |"
+            )
+            print(lines[-1], flush=True)
     text = DOC.read_text()
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     DOC.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:])

@@ -2,7 +2,8 @@
 # Installs the Debian packages the build and tests need, only those missing.
 set -euo pipefail
 need=()
-for pkg in cmake ninja-build g++ make libgtest-dev ccache clang-format python3-venv; do
+for pkg in cmake ninja-build g++ make pkg-config libgtest-dev ccache clang-format python3-venv \
+  librdkafka-dev libsimdjson-dev kcat openjdk-17-jre-headless maven; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -8,7 +8,7 @@ bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
 env.execute()
 """
 
-from sabot import nexmark
+from sabot import kafka, nexmark
 from sabot.datastream import (
     Collected,
     DataStream,
@@ -16,14 +16,63 @@ from sabot.datastream import (
     JobError,
     JobHandle,
     JobResult,
+    WindowedStream,
     call,
     col,
     lit,
+)
+from sabot.window import (
+    Aggregate,
+    Window,
+    collect_list,
+    count,
+    count_distinct,
+    count_window,
+    cumulate,
+    first,
+    global_window,
+    hopping,
+    last,
+    max,
+    mean,
+    min,
+    session,
+    stddev,
+    stddev_pop,
+    sum,
+    tumbling,
+    udaf,
+    var,
+    var_pop,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregate",
+    "Window",
+    "WindowedStream",
+    "collect_list",
+    "count",
+    "count_distinct",
+    "count_window",
+    "cumulate",
+    "first",
+    "global_window",
+    "hopping",
+    "last",
+    "max",
+    "mean",
+    "min",
+    "session",
+    "stddev",
+    "stddev_pop",
+    "sum",
+    "tumbling",
+    "udaf",
+    "var",
+    "var_pop",
+    "window",
     "Collected",
     "DataStream",
     "Environment",
@@ -34,5 +83,6 @@ __all__ = [
     "call",
     "col",
     "lit",
+    "kafka",
     "nexmark",
 ]

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sabot import _sabot
+from sabot.window import Aggregate, Duration, Window, _aggregate_dicts, to_millis
 
 JobError = _sabot.JobError
 """Raised when a job fails; the message names the operator and the cause."""
@@ -35,10 +36,11 @@ def lit(value: Any) -> pc.Expression:
     return pc.scalar(value)
 
 
-def call(function: str, *args: Any) -> pc.Expression:
-    """A call of any Arrow compute function: ``sb.call("modulo", sb.col("auction"), 123)``."""
+def call(function: str, *args: Any, options: pc.FunctionOptions | None = None) -> pc.Expression:
+    """A call of any Arrow compute function: ``sb.call("modulo", sb.col("auction"), 123)``,
+    ``sb.call("strftime", sb.col("t"), options=pc.StrftimeOptions("%Y-%m-%d"))``."""
     exprs = [a if isinstance(a, pc.Expression) else pc.scalar(a) for a in args]
-    return pc.Expression._call(function, exprs)
+    return pc.Expression._call(function, exprs, options)
 
 
 def _expr_bytes(expr: pc.Expression) -> bytes:
@@ -137,9 +139,13 @@ class DataStream:
     Methods return new streams; nothing runs until :meth:`Environment.execute`.
     """
 
-    def __init__(self, env: Environment, native: Any) -> None:
+    def __init__(self, env: Environment, native: Any, time: str | None = None) -> None:
         self._env = env
         self._native = native
+        self._time = time  # event-time column declared by with_watermarks()
+
+    def _derive(self, native: Any) -> DataStream:
+        return DataStream(self._env, native, self._time)
 
     # -- transformations ----------------------------------------------------
 
@@ -159,7 +165,7 @@ class DataStream:
             return _to_batch(fn(batch), what).__arrow_c_array__()
 
         capsule = schema.__arrow_c_schema__() if schema is not None else None
-        return DataStream(self._env, self._native.map(adapter, what, capsule))
+        return self._derive(self._native.map(adapter, what, capsule))
 
     def flat_map(
         self,
@@ -179,11 +185,11 @@ class DataStream:
             return [_to_batch(b, what).__arrow_c_array__() for b in out]
 
         capsule = schema.__arrow_c_schema__() if schema is not None else None
-        return DataStream(self._env, self._native.flat_map(adapter, what, capsule))
+        return self._derive(self._native.flat_map(adapter, what, capsule))
 
     def filter(self, predicate: pc.Expression) -> DataStream:
         """Keeps rows where ``predicate`` is true (null counts as false)."""
-        return DataStream(self._env, self._native.filter(_expr_bytes(predicate)))
+        return self._derive(self._native.filter(_expr_bytes(predicate)))
 
     def select(self, *columns: str | pc.Expression, **named: pc.Expression) -> DataStream:
         """Projects columns: names keep a column (zero-copy), keyword arguments add
@@ -202,32 +208,131 @@ class DataStream:
         for name, expr in named.items():
             exprs.append(_expr_bytes(expr if isinstance(expr, pc.Expression) else pc.scalar(expr)))
             names.append(name)
-        return DataStream(self._env, self._native.select(exprs, names))
+        return self._derive(self._native.select(exprs, names))
 
     def key_by(self, *keys: str) -> DataStream:
         """Partitions by the key columns: rows with one key reach one instance of
         the next operator (vectorized hashing, key groups as in Flink)."""
         if not keys:
             raise ValueError("key_by needs at least one key column")
-        return DataStream(self._env, self._native.key_by(list(keys)))
+        return self._derive(self._native.key_by(list(keys)))
 
     def rebalance(self) -> DataStream:
         """Spreads batches round robin over the next operator's instances."""
-        return DataStream(self._env, self._native.rebalance())
+        return self._derive(self._native.rebalance())
 
     def broadcast(self) -> DataStream:
         """Sends every batch to every instance of the next operator."""
-        return DataStream(self._env, self._native.broadcast())
+        return self._derive(self._native.broadcast())
 
     def union(self, *others: DataStream) -> DataStream:
         """Merges streams of the same schema."""
-        return DataStream(self._env, self._native.union([o._native for o in others]))
+        return self._derive(self._native.union([o._native for o in others]))
 
     def parallelism(self, parallelism: int) -> DataStream:
         """Sets the number of parallel instances of this stream's operator."""
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
-        return DataStream(self._env, self._native.set_parallelism(parallelism))
+        return self._derive(self._native.set_parallelism(parallelism))
+
+    # -- event time and windows ------------------------------------------
+
+    def with_watermarks(
+        self,
+        time: str,
+        *,
+        max_out_of_orderness: Duration = 0,
+        strategy: str = "bounded",
+        custom: Callable[[pa.RecordBatch, int], int | None] | None = None,
+        idle_timeout: Duration = 0,
+        time_unit: str = "ms",
+        valid_range: tuple[int, int] | None = None,
+    ) -> DataStream:
+        """Declares ``time`` the event-time column and generates watermarks per
+        parallel instance (per source split when applied right after a source).
+
+        Strategies: ``"bounded"`` (watermark = max event time -
+        max_out_of_orderness - 1 ms), ``"monotonous"``, or ``"custom"`` with
+        ``custom(batch, max_event_time_ms) -> watermark_ms | None``. An instance
+        that sees no row for ``idle_timeout`` is marked idle and stops holding back
+        the watermark. ``time`` is int64 in ``time_unit`` (s, ms, us, ns) or an
+        Arrow timestamp. Rows with a null time or one outside ``valid_range`` (ms,
+        default 1970-01-01 .. 2200-01-01) go to :meth:`invalid_time`."""
+        options: dict[str, Any] = {
+            "time": time,
+            "time_unit": time_unit,
+            "strategy": "custom" if custom is not None else strategy,
+            "max_out_of_orderness_ms": to_millis(max_out_of_orderness),
+            "idle_timeout_ms": to_millis(idle_timeout),
+            "custom": None,
+        }
+        if custom is not None:
+            user = custom
+
+            def adapter(schema_capsule: Any, array_capsule: Any, max_ts: int) -> int | None:
+                batch = pa.RecordBatch._import_from_c_capsule(schema_capsule, array_capsule)
+                return user(batch, max_ts)
+
+            options["custom"] = adapter
+        if valid_range is not None:
+            options["min_valid_ms"], options["max_valid_ms"] = valid_range
+        return DataStream(self._env, self._native.assign_watermarks(options), time)
+
+    def invalid_time(self) -> DataStream:
+        """Rows :meth:`with_watermarks` rejected (null or absurd event time), with
+        an ``error`` column giving the reason."""
+        return self._derive(self._native.side_output("invalid_time"))
+
+    def late(self) -> DataStream:
+        """Rows a window received after their windows were purged (side output)."""
+        return self._derive(self._native.side_output("late"))
+
+    def window(
+        self,
+        window: Window,
+        *,
+        time: str | None = None,
+        processing_time: bool = False,
+        allowed_lateness: Duration = 0,
+        early_every_rows: int = 0,
+        every: Duration = 0,
+        every_rows: int = 0,
+        purge: bool = False,
+        time_unit: str = "ms",
+    ) -> WindowedStream:
+        """Groups the stream into windows; call :meth:`WindowedStream.agg` next.
+
+        Keys come from a preceding :meth:`key_by`; without one the window is
+        global over the stream (one instance). ``time`` defaults to the column
+        given to :meth:`with_watermarks`; ``processing_time=True`` assigns rows
+        by the wall clock instead. Triggers: time windows fire when the
+        watermark passes their end; ``early_every_rows``/``every`` add early
+        firings; ``allowed_lateness`` keeps windows to update them with late
+        rows. Global windows fire every ``every_rows`` rows per key and/or every
+        ``every``, keeping (default) or clearing (``purge``) their state."""
+        if not isinstance(window, Window):
+            raise TypeError(
+                "window() takes sb.tumbling(...), sb.hopping(...), sb.session(...), ..."
+            )
+        spec: dict[str, Any] = dict(window.params)
+        spec["kind"] = window.kind
+        spec["time"] = time or self._time
+        spec["time_unit"] = time_unit
+        spec["processing_time"] = processing_time
+        spec["allowed_lateness_ms"] = to_millis(allowed_lateness)
+        if window.kind == "global":
+            spec["trigger_every_rows"] = every_rows
+        else:
+            spec["trigger_every_rows"] = early_every_rows
+        spec["trigger_every_ms"] = to_millis(every)
+        spec["trigger_purge"] = purge
+        needs_time = window.kind in ("tumbling", "hopping", "cumulate", "session")
+        if needs_time and not processing_time and spec["time"] is None:
+            raise ValueError(
+                "this window needs event time: call with_watermarks(time_column, ...) first, "
+                "pass time=..., or use processing_time=True"
+            )
+        return WindowedStream(self, spec)
 
     # -- sinks ------------------------------------------------------------
 
@@ -261,6 +366,34 @@ class DataStream:
 
     def write_ipc(self, path: str | os.PathLike[str]) -> None:
         self._native.write_files(os.fspath(path), "ipc")
+
+    def write_kafka(self, topic: str, **options: Any) -> Any:
+        """Writes every row as a Kafka message to ``topic``; options as
+        :func:`sabot.kafka.sink` (bootstrap, format, key, headers,
+        producer_config, ...). Returns the sink's :class:`~sabot.kafka.KafkaSinkStats`."""
+        from sabot import kafka
+
+        return kafka.sink(self, topic, **options)
+
+
+class WindowedStream:
+    """A windowed stream waiting for its aggregates (:meth:`agg`)."""
+
+    def __init__(self, stream: DataStream, spec: dict[str, Any]) -> None:
+        self._stream = stream
+        self._spec = spec
+
+    def agg(self, **aggregates: Aggregate) -> DataStream:
+        """Aggregates each window: ``agg(num=sb.count(), top=sb.max("price"))``.
+
+        Output columns: the keys, ``window_start``, ``window_end``
+        (timestamp[ms, UTC]), the aggregates in the order given, and
+        ``emit_kind`` when a window can emit more than once (early/late firings,
+        global windows): rows are then upserts keyed by (keys, window)."""
+        if not aggregates:
+            raise ValueError("agg() needs at least one aggregate, e.g. agg(n=sb.count())")
+        native = self._stream._native.window(self._spec, _aggregate_dicts(aggregates))
+        return DataStream(self._stream._env, native, None)
 
 
 class Environment:

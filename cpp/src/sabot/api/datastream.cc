@@ -69,8 +69,30 @@ DataStream DataStream::Select(const std::vector<std::string>& columns) const {
   return Select(std::move(exprs), columns);
 }
 
+DataStream DataStream::AssignWatermarks(WatermarkOptions options) const {
+  return Apply("assign_watermarks",
+               std::make_shared<WatermarkOptions>(std::move(options)));
+}
+
+DataStream DataStream::Window(WindowAggregateOptions options) const {
+  if (options.keys.empty() && partitioning_ == Partitioning::kHash) options.keys = keys_;
+  bool keyed = !options.keys.empty();
+  DataStream input = *this;
+  if (keyed && partitioning_ != Partitioning::kHash) input = KeyBy(options.keys);
+  auto result = input.Apply("window_aggregate",
+                            std::make_shared<WindowAggregateOptions>(std::move(options)));
+  if (!keyed) result.SetParallelism(1);
+  return result;
+}
+
 DataStream DataStream::KeyBy(std::vector<std::string> keys) const {
   return WithEdge(Partitioning::kHash, std::move(keys));
+}
+
+DataStream DataStream::SideOutput(const std::string& tag) const {
+  DataStream s = *this;
+  s.side_output_ = tag;
+  return s;
 }
 
 DataStream DataStream::Rebalance() const { return WithEdge(Partitioning::kRebalance); }

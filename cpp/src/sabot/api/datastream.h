@@ -22,7 +22,9 @@
 
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/exec/job.h"
+#include "sabot/operators/event_time.h"
 #include "sabot/operators/map.h"
+#include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/plan.h"
 
 namespace sabot {
@@ -71,6 +73,15 @@ class DataStream {
   DataStream Rebalance() const;
   DataStream Broadcast() const;
   DataStream Union(const std::vector<DataStream>& others) const;
+  /// The stream of rows this stream's operator sends to side output `tag`
+  /// (e.g. "late" from a window).
+  DataStream SideOutput(const std::string& tag) const;
+  /// Event time from `options.time_column` and watermarks per parallel instance
+  /// (per source split when chained right after a source).
+  DataStream AssignWatermarks(WatermarkOptions options) const;
+  /// Windowed aggregation. Keys come from a preceding KeyBy (or options.keys);
+  /// without keys the window runs as one instance over the whole stream.
+  DataStream Window(WindowAggregateOptions options) const;
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.
@@ -87,12 +98,13 @@ class DataStream {
 
  private:
   DataStream WithEdge(Partitioning p, std::vector<std::string> keys = {}) const;
-  PlanEdge edge() const { return PlanEdge{node_id_, partitioning_, keys_}; }
+  PlanEdge edge() const { return PlanEdge{node_id_, partitioning_, keys_, side_output_}; }
 
   std::shared_ptr<StreamEnvironment> env_;
   int node_id_;
   Partitioning partitioning_ = Partitioning::kForward;
   std::vector<std::string> keys_;
+  std::string side_output_;
 };
 
 class StreamEnvironment : public std::enable_shared_from_this<StreamEnvironment> {

@@ -24,6 +24,41 @@ Job::Job(const LogicalPlan& plan, JobOptions options) : plan_(plan), options_(op
 Job::~Job() {
   Cancel();
   scheduler_->Stop();
+  {
+    std::lock_guard<std::mutex> lock(timer_mutex_);
+    timer_stop_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_thread_.joinable()) timer_thread_.join();
+}
+
+void Job::ScheduleWakeup(Task* task, int64_t wall_time_ms) {
+  {
+    std::lock_guard<std::mutex> lock(timer_mutex_);
+    wakeups_.push({wall_time_ms, task});
+    if (!timer_thread_.joinable()) timer_thread_ = std::thread([this] { TimerLoop(); });
+  }
+  timer_cv_.notify_all();
+}
+
+void Job::TimerLoop() {
+  std::unique_lock<std::mutex> lock(timer_mutex_);
+  while (!timer_stop_) {
+    if (wakeups_.empty()) {
+      timer_cv_.wait(lock);
+      continue;
+    }
+    auto [due, task] = wakeups_.top();
+    int64_t now = WallClockMillis();
+    if (due > now) {
+      timer_cv_.wait_for(lock, std::chrono::milliseconds(due - now));
+      continue;
+    }
+    wakeups_.pop();
+    lock.unlock();
+    task->Wake();
+    lock.lock();
+  }
 }
 
 arrow::Result<std::shared_ptr<Job>> Job::Make(const LogicalPlan& plan,
@@ -66,7 +101,7 @@ arrow::Status Job::Build() {
     bool chained = false;
     if (node.inputs.size() == 1) {
       const auto& edge = node.inputs[0];
-      if (edge.partitioning == Partitioning::kForward &&
+      if (edge.partitioning == Partitioning::kForward && edge.side_output.empty() &&
           node_parallelism_[edge.from] == node_parallelism_[node.id] &&
           consumers[edge.from].size() == 1) {
         chained = true;
@@ -127,6 +162,7 @@ arrow::Status Job::Build() {
         ARROW_ASSIGN_OR_RAISE(slot->op, registry->MakeOperator(node, i, p));
         slot->ctx = make_ctx(node);
         slot->metrics = op_metrics_[node.id][i].get();
+        slot->ctx.side_rows_unconsumed = &slot->metrics->side_rows_unconsumed;
         task->slots.push_back(std::move(slot));
       }
       // Link the chain.
@@ -142,6 +178,7 @@ arrow::Status Job::Build() {
         task->source_out.router = &task->router;
       }
       task->router.producer_name = nodes[chain.back()].name;
+      task->router.producer_metrics = op_metrics_[chain.back()][i].get();
       task->router.max_parallelism = options_.max_parallelism;
       task->router.pool = pool_;
       chain_tasks[c].push_back(task.get());
@@ -165,6 +202,7 @@ arrow::Status Job::Build() {
         OutputEdge out;
         out.partitioning = edge.partitioning;
         out.keys = edge.keys;
+        out.side_output = edge.side_output;
         for (size_t ci = 0; ci < consumers_tasks.size(); ++ci) {
           bool connected = edge.partitioning != Partitioning::kForward || pi == ci;
           if (!connected) continue;
@@ -281,6 +319,7 @@ JobMetrics Job::Metrics() const {
       if (next >= 0)
         busy -= op_metrics_[next][i]->busy_ns_inclusive.load(std::memory_order_relaxed);
       s.busy_ns += busy > 0 ? busy : 0;
+      s.side_rows_unconsumed += om.side_rows_unconsumed.load(std::memory_order_relaxed);
     }
     m.operators.push_back(std::move(s));
   }
@@ -324,6 +363,10 @@ std::string JobMetrics::ToString() const {
                   static_cast<long long>(o.batches_in ? o.batches_in : o.batches_out),
                   static_cast<double>(o.busy_ns) / 1e6);
     os << line;
+    if (o.side_rows_unconsumed > 0) {
+      os << "  " << o.name << ": " << o.side_rows_unconsumed
+         << " rows sent to side outputs nobody consumes (e.g. late rows)\n";
+    }
   }
   std::snprintf(line, sizeof(line), "%-52s %10s %10s %10s\n", "task", "busy_ms",
                 "idle_ms", "backpr_ms");

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sabot/exec/channel.h"
@@ -68,11 +70,14 @@ class Job {
   void AcknowledgeCheckpoint(int64_t checkpoint_id);
 
   JobMemoryPool* pool() { return pool_; }
+  /// Wakes `task` at wall-clock time `wall_time_ms` (processing-time timers).
+  void ScheduleWakeup(Task* task, int64_t wall_time_ms);
   int parallelism_of(int node_id) const { return node_parallelism_.at(node_id); }
 
  private:
   Job(const LogicalPlan& plan, JobOptions options);
   arrow::Status Build();
+  void TimerLoop();
 
   LogicalPlan plan_;
   JobOptions options_;
@@ -100,6 +105,14 @@ class Job {
   std::atomic<int64_t> completed_checkpoints_{0};
   int64_t pending_checkpoint_ = -1;
   size_t pending_acks_ = 0;
+
+  // Processing-time wake-ups: a thread started on the first timer.
+  using Wakeup = std::pair<int64_t, Task*>;
+  std::mutex timer_mutex_;
+  std::condition_variable timer_cv_;
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<Wakeup>> wakeups_;
+  std::thread timer_thread_;
+  bool timer_stop_ = false;
 };
 
 }  // namespace sabot

@@ -16,6 +16,8 @@ struct OperatorMetrics {
   std::atomic<int64_t> batches_out{0};
   /// Time inside this operator's hooks, including operators chained after it.
   std::atomic<int64_t> busy_ns_inclusive{0};
+  /// Rows sent to a side output that no stream consumes.
+  std::atomic<int64_t> side_rows_unconsumed{0};
 };
 
 /// Why a task is not running.
@@ -35,6 +37,7 @@ struct OperatorMetricsSnapshot {
   int parallelism = 0;
   int64_t rows_in = 0, rows_out = 0, batches_in = 0, batches_out = 0;
   int64_t busy_ns = 0;  ///< exclusive of chained downstream operators
+  int64_t side_rows_unconsumed = 0;
 };
 
 struct TaskMetricsSnapshot {

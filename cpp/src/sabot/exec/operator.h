@@ -14,14 +14,15 @@
 #include <arrow/record_batch.h>
 #include <arrow/status.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-namespace sabot {
+#include "sabot/exec/timer_service.h"
 
-class Collector;
+namespace sabot {
 
 /// Where an operator sends its output: the next operator of the chain, or the
 /// task's output channels.
@@ -30,6 +31,16 @@ class Collector {
   virtual ~Collector() = default;
   virtual arrow::Status Emit(std::shared_ptr<arrow::RecordBatch> batch) = 0;
   virtual arrow::Status EmitWatermark(int64_t watermark) = 0;
+  /// Rows for the side output `tag` (e.g. "late"). Side outputs go only to
+  /// streams that asked for them; when nobody consumes the tag, the rows are
+  /// counted in the operator's `side_rows_unconsumed` metric, never silently lost.
+  virtual arrow::Status EmitSide(const std::string& tag,
+                                 std::shared_ptr<arrow::RecordBatch> batch) {
+    return arrow::Status::NotImplemented("this collector has no side output '", tag, "'");
+  }
+  /// This output is idle (no data, so its watermark must not hold back the
+  /// merged watermark downstream) or active again.
+  virtual arrow::Status EmitIdle(bool idle) { return arrow::Status::OK(); }
 };
 
 /// A state table an operator declares, so the state layer can snapshot it.
@@ -47,6 +58,10 @@ struct OperatorContext {
   arrow::MemoryPool* pool = arrow::default_memory_pool();
   arrow::compute::ExecContext* exec_context = nullptr;
   int64_t current_watermark = 0;
+  /// This instance's timers (event time and processing time).
+  TimerService* timers = nullptr;
+  /// Rows sent to side outputs nobody consumes (see Collector::EmitSide).
+  std::atomic<int64_t>* side_rows_unconsumed = nullptr;
 };
 
 class Operator {
@@ -67,6 +82,17 @@ class Operator {
   virtual arrow::Status OnWatermark(int64_t watermark, OperatorContext* ctx,
                                     Collector* out) {
     return out->EmitWatermark(watermark);
+  }
+
+  /// A timer registered through ctx->timers is due.
+  virtual arrow::Status OnTimer(const Timer& timer, OperatorContext* ctx,
+                                Collector* out) {
+    return arrow::Status::OK();
+  }
+
+  /// The (merged) input became idle or active again. The default forwards it.
+  virtual arrow::Status OnIdle(bool idle, OperatorContext* ctx, Collector* out) {
+    return out->EmitIdle(idle);
   }
 
   /// Barrier `checkpoint_id` is aligned on every input: persist state. The runtime

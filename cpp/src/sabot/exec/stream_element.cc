@@ -14,6 +14,8 @@ std::string StreamElement::ToString() const {
       return "Barrier(" + std::to_string(value) + ")";
     case ElementKind::kEndOfStream:
       return "EndOfStream";
+    case ElementKind::kIdle:
+      return value ? "Idle" : "Active";
   }
   return "?";
 }

@@ -21,6 +21,7 @@ enum class ElementKind : uint8_t {
   kWatermark,    ///< event time has advanced to `value` on this channel
   kBarrier,      ///< checkpoint barrier, checkpoint id in `value`
   kEndOfStream,  ///< no more elements on this channel
+  kIdle,         ///< the channel is idle (value 1) or active again (value 0)
 };
 
 /// One element on a channel. Control elements are ordered with data: an
@@ -41,6 +42,9 @@ struct StreamElement {
     return {ElementKind::kBarrier, checkpoint_id, nullptr};
   }
   static StreamElement EndOfStream() { return {ElementKind::kEndOfStream, 0, nullptr}; }
+  static StreamElement Idle(bool idle) {
+    return {ElementKind::kIdle, idle ? 1 : 0, nullptr};
+  }
 
   bool is_batch() const { return kind == ElementKind::kBatch; }
   int64_t num_rows() const { return batch ? batch->num_rows() : 0; }

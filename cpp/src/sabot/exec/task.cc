@@ -37,7 +37,33 @@ int64_t NowNanos() {
 
 arrow::Status OutputRouter::Emit(std::shared_ptr<arrow::RecordBatch> batch) {
   if (batch->num_rows() == 0) return arrow::Status::OK();
+  return Route(std::string(), std::move(batch));
+}
+
+arrow::Status OutputRouter::EmitSide(const std::string& tag,
+                                     std::shared_ptr<arrow::RecordBatch> batch) {
+  if (batch->num_rows() == 0) return arrow::Status::OK();
+  bool consumed = false;
+  for (const auto& edge : edges) consumed |= edge.side_output == tag;
+  if (!consumed) {
+    if (producer_metrics) {
+      producer_metrics->side_rows_unconsumed.fetch_add(batch->num_rows(),
+                                                       std::memory_order_relaxed);
+    }
+    return arrow::Status::OK();
+  }
+  return Route(tag, std::move(batch));
+}
+
+arrow::Status OutputRouter::EmitIdle(bool idle) {
+  Broadcast(StreamElement::Idle(idle));
+  return arrow::Status::OK();
+}
+
+arrow::Status OutputRouter::Route(const std::string& tag,
+                                  std::shared_ptr<arrow::RecordBatch> batch) {
   for (auto& edge : edges) {
+    if (edge.side_output != tag) continue;
     const size_t n = edge.channels.size();
     switch (edge.partitioning) {
       case Partitioning::kForward:
@@ -105,6 +131,22 @@ arrow::Status SlotOutput::EmitWatermark(int64_t watermark) {
   return router->EmitWatermark(watermark);
 }
 
+arrow::Status SlotOutput::EmitSide(const std::string& tag,
+                                   std::shared_ptr<arrow::RecordBatch> batch) {
+  if (next) {
+    // Only a chain's tail can have side-output consumers (a node with a side
+    // consumer has two consumers and so never chains to the next operator).
+    metrics->side_rows_unconsumed.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+    return arrow::Status::OK();
+  }
+  return router->EmitSide(tag, std::move(batch));
+}
+
+arrow::Status SlotOutput::EmitIdle(bool idle) {
+  if (next) return next->Idle(idle);
+  return router->EmitIdle(idle);
+}
+
 arrow::Status OperatorSlot::Process(int input,
                                     const std::shared_ptr<arrow::RecordBatch>& batch) {
   metrics->rows_in.fetch_add(batch->num_rows(), std::memory_order_relaxed);
@@ -117,7 +159,24 @@ arrow::Status OperatorSlot::Process(int input,
 
 arrow::Status OperatorSlot::Watermark(int64_t watermark) {
   ctx.current_watermark = watermark;
+  if (timers.num_event_timers() > 0) {
+    for (const auto& timer : timers.TakeDue(TimeDomain::kEventTime, watermark)) {
+      ARROW_RETURN_NOT_OK(WithOperator(op->OnTimer(timer, &ctx, &out), ctx));
+    }
+  }
   return WithOperator(op->OnWatermark(watermark, &ctx, &out), ctx);
+}
+
+arrow::Status OperatorSlot::Idle(bool idle) {
+  return WithOperator(op->OnIdle(idle, &ctx, &out), ctx);
+}
+
+arrow::Status OperatorSlot::FireProcessingTimers(int64_t now) {
+  if (timers.next_processing_time() > now) return arrow::Status::OK();
+  for (const auto& timer : timers.TakeDue(TimeDomain::kProcessingTime, now)) {
+    ARROW_RETURN_NOT_OK(WithOperator(op->OnTimer(timer, &ctx, &out), ctx));
+  }
+  return arrow::Status::OK();
 }
 
 // ---------------------------------------------------------------------------
@@ -198,6 +257,13 @@ Task::SliceResult Task::RunSlice() {
     result = SliceResult::kFinished;
   } else {
     if (!opened_) st = Open();
+    if (st.ok() && has_processing_timers_) {
+      int64_t now = WallClockMillis();
+      for (auto& slot : slots) {
+        if (!st.ok()) break;
+        st = slot->FireProcessingTimers(now);
+      }
+    }
     if (st.ok()) st = source ? RunSource(&result) : RunInputs(&result);
     if (!st.ok()) {
       job_->Fail(st);
@@ -212,6 +278,13 @@ Task::SliceResult Task::RunSlice() {
 
 arrow::Status Task::Open() {
   opened_ = true;
+  for (auto& slot : slots) {
+    slot->ctx.timers = &slot->timers;
+    slot->timers.set_on_processing_timer([this](int64_t time) {
+      has_processing_timers_ = true;
+      job_->ScheduleWakeup(this, time);
+    });
+  }
   if (source) ARROW_RETURN_NOT_OK(WithOperator(source->Open(&source_ctx), source_ctx));
   for (auto& slot : slots)
     ARROW_RETURN_NOT_OK(WithOperator(slot->op->Open(&slot->ctx), slot->ctx));
@@ -291,18 +364,22 @@ arrow::Status Task::RunSource(SliceResult* result) {
 }
 
 arrow::Status Task::HandleElement(InputChannelState* input, StreamElement element) {
+  if ((element.kind == ElementKind::kBatch || element.kind == ElementKind::kWatermark) &&
+      input->idle) {
+    input->idle = false;
+    ARROW_RETURN_NOT_OK(UpdateIdleness());
+  }
   switch (element.kind) {
     case ElementKind::kBatch:
       return slots.front()->Process(input->logical_input, element.batch);
-    case ElementKind::kWatermark: {
+    case ElementKind::kWatermark:
       input->watermark = std::max(input->watermark, element.value);
-      int64_t merged = kMaxWatermark;
-      for (const auto& in : inputs) {
-        if (!in.end_of_stream) merged = std::min(merged, in.watermark);
-      }
-      if (merged > current_watermark_) return DeliverWatermark(merged);
-      return arrow::Status::OK();
-    }
+      return MergeWatermarks();
+    case ElementKind::kIdle:
+      input->idle = element.value != 0;
+      ARROW_RETURN_NOT_OK(UpdateIdleness());
+      // An idle channel no longer holds back the others.
+      return MergeWatermarks();
     case ElementKind::kBarrier:
       if (aligning_checkpoint_ >= 0 && aligning_checkpoint_ != element.value) {
         return arrow::Status::Invalid("task '", name_, "' received barrier ",
@@ -312,23 +389,41 @@ arrow::Status Task::HandleElement(InputChannelState* input, StreamElement elemen
       aligning_checkpoint_ = element.value;
       input->blocked_by_barrier = true;
       return CheckAlignment();
-    case ElementKind::kEndOfStream: {
+    case ElementKind::kEndOfStream:
       input->end_of_stream = true;
       ARROW_RETURN_NOT_OK(CheckAlignment());
       // The finished channel no longer holds back the merged watermark.
-      int64_t merged = kMaxWatermark;
-      bool any_open = false;
-      for (const auto& in : inputs) {
-        if (!in.end_of_stream) {
-          merged = std::min(merged, in.watermark);
-          any_open = true;
-        }
-      }
-      if (any_open && merged > current_watermark_) return DeliverWatermark(merged);
-      return arrow::Status::OK();
-    }
+      return MergeWatermarks();
   }
   return arrow::Status::OK();
+}
+
+arrow::Status Task::MergeWatermarks() {
+  // The minimum over channels that are open and active. When every open
+  // channel is idle, event time does not advance.
+  int64_t merged = kMaxWatermark;
+  bool any_active = false;
+  for (const auto& in : inputs) {
+    if (in.end_of_stream || in.idle) continue;
+    merged = std::min(merged, in.watermark);
+    any_active = true;
+  }
+  if (any_active && merged > current_watermark_) return DeliverWatermark(merged);
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::UpdateIdleness() {
+  bool all_idle = true;
+  bool any_open = false;
+  for (const auto& in : inputs) {
+    if (in.end_of_stream) continue;
+    any_open = true;
+    all_idle &= in.idle;
+  }
+  bool idle = any_open && all_idle;
+  if (idle == inputs_idle_) return arrow::Status::OK();
+  inputs_idle_ = idle;
+  return slots.front()->Idle(idle);
 }
 
 arrow::Status Task::CheckAlignment() {

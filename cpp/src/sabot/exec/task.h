@@ -23,6 +23,7 @@ class Scheduler;
 /// The outgoing side of one plan edge, seen from one producer task.
 struct OutputEdge {
   Partitioning partitioning = Partitioning::kForward;
+  std::string side_output;  // empty: the main output
   std::vector<std::string> keys;
   std::vector<int> key_indices;    // resolved on the first batch
   std::vector<Channel*> channels;  // indexed by consumer instance
@@ -36,11 +37,18 @@ class OutputRouter : public Collector {
   std::string producer_name;
   int max_parallelism = 128;
   arrow::MemoryPool* pool = nullptr;
+  OperatorMetrics* producer_metrics = nullptr;  // of the chain's tail
 
   arrow::Status Emit(std::shared_ptr<arrow::RecordBatch> batch) override;
   arrow::Status EmitWatermark(int64_t watermark) override;
+  arrow::Status EmitSide(const std::string& tag,
+                         std::shared_ptr<arrow::RecordBatch> batch) override;
+  arrow::Status EmitIdle(bool idle) override;
   void Broadcast(const StreamElement& element);
   bool AnyFull() const;
+
+ private:
+  arrow::Status Route(const std::string& tag, std::shared_ptr<arrow::RecordBatch> batch);
 };
 
 struct OperatorSlot;
@@ -55,6 +63,9 @@ class SlotOutput : public Collector {
 
   arrow::Status Emit(std::shared_ptr<arrow::RecordBatch> batch) override;
   arrow::Status EmitWatermark(int64_t watermark) override;
+  arrow::Status EmitSide(const std::string& tag,
+                         std::shared_ptr<arrow::RecordBatch> batch) override;
+  arrow::Status EmitIdle(bool idle) override;
 };
 
 /// One operator instance inside a task's chain.
@@ -64,9 +75,13 @@ struct OperatorSlot {
   OperatorContext ctx;
   OperatorMetrics* metrics = nullptr;
   SlotOutput out;
+  TimerService timers;
 
   arrow::Status Process(int input, const std::shared_ptr<arrow::RecordBatch>& batch);
+  /// Fires due event-time timers, then the operator's OnWatermark.
   arrow::Status Watermark(int64_t watermark);
+  arrow::Status Idle(bool idle);
+  arrow::Status FireProcessingTimers(int64_t now);
 };
 
 /// State of one input channel of a task.
@@ -76,6 +91,7 @@ struct InputChannelState {
   int64_t watermark = kMinWatermark;
   bool end_of_stream = false;
   bool blocked_by_barrier = false;
+  bool idle = false;
 };
 
 /// Threading contract: RunSlice is called by one worker at a time (the task is
@@ -123,6 +139,8 @@ class Task {
   arrow::Status RunInputs(SliceResult* result);
   arrow::Status HandleElement(InputChannelState* input, StreamElement element);
   arrow::Status DeliverWatermark(int64_t watermark);
+  arrow::Status MergeWatermarks();
+  arrow::Status UpdateIdleness();
   arrow::Status CheckAlignment();
   arrow::Status Snapshot(int64_t checkpoint_id);
   arrow::Status Finish();
@@ -134,6 +152,8 @@ class Task {
   bool opened_ = false;
   bool finished_ = false;
   int64_t current_watermark_ = kMinWatermark;
+  bool inputs_idle_ = false;
+  bool has_processing_timers_ = false;
   int64_t aligning_checkpoint_ = -1;
   size_t next_input_ = 0;
   std::atomic<int64_t> injected_barrier_{-1};

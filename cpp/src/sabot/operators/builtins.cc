@@ -6,10 +6,12 @@
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/operators/event_time.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
 #include "sabot/operators/union.h"
+#include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/registry.h"
 
 namespace sabot {
@@ -19,6 +21,8 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterFilterOperator(registry);
   RegisterProjectOperator(registry);
   RegisterUnionOperator(registry);
+  RegisterWatermarkAssigner(registry);
+  RegisterWindowAggregate(registry);
   RegisterMemoryConnectors(registry);
   RegisterFileSource(registry);
   RegisterFileSink(registry);

@@ -25,6 +25,9 @@ struct PlanEdge {
   int from = -1;  ///< upstream node id
   Partitioning partitioning = Partitioning::kForward;
   std::vector<std::string> keys;  ///< key columns for kHash
+  /// Non-empty: this edge carries the upstream's side output with this tag
+  /// (e.g. "late") instead of its main output.
+  std::string side_output;
 };
 
 /// Operator-specific options. `ToString` is the node's serialized form in plan

@@ -211,6 +211,132 @@ FlatMapFunction MakeFlatMapFunction(nb::object adapter, std::string what) {
   };
 }
 
+// --- windows -----------------------------------------------------------------
+
+int64_t DictInt(const nb::dict& d, const char* key, int64_t fallback) {
+  return d.contains(key) ? nb::cast<int64_t>(d[key]) : fallback;
+}
+
+WindowAggregateOptions WindowOptionsFromPython(const nb::dict& w,
+                                               const nb::list& aggregates) {
+  WindowAggregateOptions o;
+  std::string kind = nb::cast<std::string>(w["kind"]);
+  using K = WindowSpec::Kind;
+  if (kind == "tumbling")
+    o.window.kind = K::kTumbling;
+  else if (kind == "hopping")
+    o.window.kind = K::kHopping;
+  else if (kind == "cumulate")
+    o.window.kind = K::kCumulate;
+  else if (kind == "session")
+    o.window.kind = K::kSession;
+  else if (kind == "count")
+    o.window.kind = K::kCountTumbling;
+  else if (kind == "count_sliding")
+    o.window.kind = K::kCountSliding;
+  else if (kind == "global")
+    o.window.kind = K::kGlobal;
+  else
+    throw nb::value_error(("unknown window kind '" + kind + "'").c_str());
+  o.window.size_ms = DictInt(w, "size_ms", 0);
+  o.window.slide_ms = DictInt(w, "slide_ms", 0);
+  o.window.offset_ms = DictInt(w, "offset_ms", 0);
+  o.window.gap_ms = DictInt(w, "gap_ms", 0);
+  o.window.count = DictInt(w, "count", 0);
+  o.window.count_slide = DictInt(w, "count_slide", 0);
+  o.trigger.every_rows = DictInt(w, "trigger_every_rows", 0);
+  o.trigger.every_ms = DictInt(w, "trigger_every_ms", 0);
+  o.trigger.purge = w.contains("trigger_purge") && nb::cast<bool>(w["trigger_purge"]);
+  o.allowed_lateness_ms = DictInt(w, "allowed_lateness_ms", 0);
+  if (w.contains("time") && !w["time"].is_none())
+    o.time_column = nb::cast<std::string>(w["time"]);
+  if (w.contains("time_unit")) o.int_unit = nb::cast<std::string>(w["time_unit"]);
+  o.processing_time =
+      w.contains("processing_time") && nb::cast<bool>(w["processing_time"]);
+  if (w.contains("keys")) o.keys = nb::cast<std::vector<std::string>>(w["keys"]);
+  for (nb::handle h : aggregates) {
+    nb::dict a = nb::cast<nb::dict>(h);
+    AggregateSpec spec;
+    spec.function = nb::cast<std::string>(a["function"]);
+    spec.column = a["column"].is_none() ? "" : nb::cast<std::string>(a["column"]);
+    spec.output = nb::cast<std::string>(a["output"]);
+    if (a.contains("udaf") && !a["udaf"].is_none()) {
+      PyCallable callable(nb::borrow<nb::object>(a["udaf"]));
+      std::string what = "Python aggregate function for '" + spec.output + "'";
+      spec.udaf = [callable, what](const std::shared_ptr<arrow::ListArray>& lists)
+          -> arrow::Result<std::shared_ptr<arrow::Array>> {
+        nb::gil_scoped_acquire gil;
+        try {
+          auto* c_schema = new ArrowSchema;
+          auto* c_array = new ArrowArray;
+          c_schema->release = nullptr;
+          c_array->release = nullptr;
+          auto st = arrow::ExportArray(*lists, c_array, c_schema);
+          if (!st.ok()) {
+            delete c_schema;
+            delete c_array;
+            return st;
+          }
+          nb::object sc =
+              nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
+          nb::object ac =
+              nb::steal(PyCapsule_New(c_array, "arrow_array", ReleaseArrayCapsule));
+          nb::object result = (*callable.fn_)(sc, ac);
+          if (!nb::isinstance<nb::tuple>(result) || nb::len(result) != 2) {
+            return arrow::Status::TypeError(what, " must return a pyarrow.Array");
+          }
+          auto* rs = static_cast<ArrowSchema*>(
+              PyCapsule_GetPointer(result[0].ptr(), "arrow_schema"));
+          auto* ra = static_cast<ArrowArray*>(
+              PyCapsule_GetPointer(result[1].ptr(), "arrow_array"));
+          if (!rs || !ra) {
+            PyErr_Clear();
+            return arrow::Status::TypeError(
+                what, " returned something that is not an Arrow array");
+          }
+          return arrow::ImportArray(ra, rs);
+        } catch (nb::python_error& e) {
+          return StatusFromPython(e, what);
+        }
+      };
+    }
+    o.aggregates.push_back(std::move(spec));
+  }
+  return o;
+}
+
+WatermarkOptions WatermarkOptionsFromPython(const nb::dict& d) {
+  WatermarkOptions o;
+  o.time_column = nb::cast<std::string>(d["time"]);
+  if (d.contains("time_unit")) o.int_unit = nb::cast<std::string>(d["time_unit"]);
+  if (d.contains("strategy")) o.strategy = nb::cast<std::string>(d["strategy"]);
+  o.max_out_of_orderness_ms = DictInt(d, "max_out_of_orderness_ms", 0);
+  o.idle_timeout_ms = DictInt(d, "idle_timeout_ms", 0);
+  o.min_valid_ms = DictInt(d, "min_valid_ms", o.min_valid_ms);
+  o.max_valid_ms = DictInt(d, "max_valid_ms", o.max_valid_ms);
+  if (d.contains("custom") && !d["custom"].is_none()) {
+    PyCallable callable(nb::borrow<nb::object>(d["custom"]));
+    o.custom = [callable](const arrow::RecordBatch& batch,
+                          int64_t max_ts) -> arrow::Result<std::optional<int64_t>> {
+      nb::gil_scoped_acquire gil;
+      try {
+        ARROW_ASSIGN_OR_RAISE(nb::tuple args,
+                              BatchToCapsules(arrow::RecordBatch::Make(
+                                  batch.schema(), batch.num_rows(), batch.columns())));
+        nb::object result = (*callable.fn_)(args[0], args[1], max_ts);
+        if (result.is_none()) return std::nullopt;
+        return nb::cast<int64_t>(result);
+      } catch (nb::python_error& e) {
+        return StatusFromPython(e, "Python watermark function");
+      } catch (nb::cast_error&) {
+        return arrow::Status::TypeError(
+            "the Python watermark function must return an int (ms) or None");
+      }
+    };
+  }
+  return o;
+}
+
 // --- metrics -----------------------------------------------------------------
 
 nb::dict MetricsToDict(const JobMetrics& m) {
@@ -224,6 +350,7 @@ nb::dict MetricsToDict(const JobMetrics& m) {
     d["batches_in"] = o.batches_in;
     d["batches_out"] = o.batches_out;
     d["busy_ms"] = static_cast<double>(o.busy_ns) / 1e6;
+    d["side_rows_unconsumed"] = o.side_rows_unconsumed;
     operators.append(d);
   }
   nb::list tasks;
@@ -391,6 +518,15 @@ NB_MODULE(_sabot, m) {
       .def("key_by", &DataStream::KeyBy)
       .def("rebalance", &DataStream::Rebalance)
       .def("broadcast", &DataStream::Broadcast)
+      .def("side_output", &DataStream::SideOutput)
+      .def("assign_watermarks",
+           [](const DataStream& s, nb::dict options) {
+             return s.AssignWatermarks(WatermarkOptionsFromPython(options));
+           })
+      .def("window",
+           [](const DataStream& s, nb::dict window, nb::list aggregates) {
+             return s.Window(WindowOptionsFromPython(window, aggregates));
+           })
       .def("union", &DataStream::Union)
       .def("set_parallelism", &DataStream::SetParallelism)
       .def_prop_ro("node_id", &DataStream::node_id)

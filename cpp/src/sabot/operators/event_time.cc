@@ -1,0 +1,243 @@
+#include "sabot/operators/event_time.h"
+
+#include <arrow/compute/api_scalar.h>
+#include <arrow/compute/api_vector.h>
+
+#include "sabot/exec/timer_service.h"
+
+namespace sabot {
+
+arrow::Result<int64_t> UnitsPerMilli(const std::string& unit, bool* divide) {
+  if (unit == "ms") {
+    *divide = false;
+    return 1;
+  }
+  if (unit == "s") {
+    *divide = false;
+    return 1000;  // multiply seconds by 1000
+  }
+  if (unit == "us") {
+    *divide = true;
+    return 1000;
+  }
+  if (unit == "ns") {
+    *divide = true;
+    return 1000000;
+  }
+  return arrow::Status::Invalid("unknown time unit '", unit, "' (s, ms, us, ns)");
+}
+
+namespace {
+std::string UnitName(arrow::TimeUnit::type unit) {
+  switch (unit) {
+    case arrow::TimeUnit::SECOND:
+      return "s";
+    case arrow::TimeUnit::MILLI:
+      return "ms";
+    case arrow::TimeUnit::MICRO:
+      return "us";
+    case arrow::TimeUnit::NANO:
+      return "ns";
+  }
+  return "ms";
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::Int64Array>> EventTimeMillis(
+    const std::shared_ptr<arrow::Array>& column, const std::string& int_unit,
+    arrow::MemoryPool* pool) {
+  std::string unit;
+  if (column->type_id() == arrow::Type::TIMESTAMP) {
+    unit = UnitName(static_cast<const arrow::TimestampType&>(*column->type()).unit());
+  } else if (column->type_id() == arrow::Type::INT64) {
+    unit = int_unit;
+  } else if (column->type_id() == arrow::Type::DATE64) {
+    unit = "ms";
+  } else {
+    return arrow::Status::TypeError("event-time column has type ",
+                                    column->type()->ToString(),
+                                    "; expected int64 or timestamp");
+  }
+  auto data = column->data()->Copy();
+  data->type = arrow::int64();
+  auto values = std::make_shared<arrow::Int64Array>(data);
+  bool divide = false;
+  ARROW_ASSIGN_OR_RAISE(int64_t factor, UnitsPerMilli(unit, &divide));
+  if (factor == 1) return values;
+  ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateBuffer(values->length() * 8, pool));
+  auto* out = reinterpret_cast<int64_t*>(buffer->mutable_data());
+  const int64_t* in = values->raw_values();
+  for (int64_t i = 0; i < values->length(); ++i) {
+    out[i] = divide ? FloorDiv(in[i], factor) : in[i] * factor;
+  }
+  std::shared_ptr<arrow::Buffer> validity;
+  if (values->null_count() > 0) {
+    ARROW_ASSIGN_OR_RAISE(validity, arrow::AllocateBitmap(values->length(), pool));
+    arrow::internal::CopyBitmap(values->null_bitmap_data(), values->offset(),
+                                values->length(), validity->mutable_data(), 0);
+  }
+  return std::make_shared<arrow::Int64Array>(values->length(), std::move(buffer),
+                                             std::move(validity), values->null_count());
+}
+
+std::string WatermarkOptions::ToString() const {
+  return "assign_watermarks(" + time_column + ", " + strategy + ", " +
+         std::to_string(max_out_of_orderness_ms) + " ms, idle " +
+         std::to_string(idle_timeout_ms) + " ms)";
+}
+
+namespace {
+
+class WatermarkAssigner : public Operator {
+ public:
+  explicit WatermarkAssigner(const WatermarkOptions& o) : o_(o) {}
+
+  arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
+                             OperatorContext* ctx, Collector* out) override {
+    auto column = batch->GetColumnByName(o_.time_column);
+    if (!column) {
+      return arrow::Status::KeyError(ctx->operator_name, ": event-time column '",
+                                     o_.time_column, "' is not in the input schema (",
+                                     batch->schema()->ToString(false), ")");
+    }
+    auto ts = EventTimeMillis(column, o_.int_unit, ctx->pool);
+    if (!ts.ok()) {
+      return ts.status().WithMessage(ctx->operator_name, ": column '", o_.time_column,
+                                     "': ", ts.status().message());
+    }
+    const auto& times = **ts;
+    if (idle_) {
+      idle_ = false;
+      ARROW_RETURN_NOT_OK(out->EmitIdle(false));
+    }
+    last_data_ms_ = WallClockMillis();
+    if (o_.idle_timeout_ms > 0 && !timer_pending_) {
+      ctx->timers->RegisterProcessingTimeTimer(last_data_ms_ + o_.idle_timeout_ms);
+      timer_pending_ = true;
+    }
+    // Split valid from invalid event times.
+    const int64_t n = times.length();
+    int64_t bad = 0;
+    int64_t max_ts = max_ts_;
+    for (int64_t i = 0; i < n; ++i) {
+      bool valid = times.IsValid(i) && times.Value(i) >= o_.min_valid_ms &&
+                   times.Value(i) <= o_.max_valid_ms;
+      bad += !valid;
+      if (valid && times.Value(i) > max_ts) max_ts = times.Value(i);
+    }
+    if (bad == 0) {
+      ARROW_RETURN_NOT_OK(out->Emit(batch));
+    } else {
+      arrow::BooleanBuilder keep(ctx->pool);
+      arrow::StringBuilder reasons(ctx->pool);
+      ARROW_RETURN_NOT_OK(keep.Reserve(n));
+      for (int64_t i = 0; i < n; ++i) {
+        bool null = times.IsNull(i);
+        bool valid = !null && times.Value(i) >= o_.min_valid_ms &&
+                     times.Value(i) <= o_.max_valid_ms;
+        keep.UnsafeAppend(valid);
+        if (!valid) {
+          ARROW_RETURN_NOT_OK(reasons.Append(
+              null ? "null event time in column '" + o_.time_column + "'"
+                   : "event time " + std::to_string(times.Value(i)) + " ms in column '" +
+                         o_.time_column + "' is outside [" +
+                         std::to_string(o_.min_valid_ms) + ", " +
+                         std::to_string(o_.max_valid_ms) + "]"));
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(auto mask, keep.Finish());
+      ARROW_ASSIGN_OR_RAISE(auto good, arrow::compute::Filter(batch, mask));
+      ARROW_ASSIGN_OR_RAISE(auto inverted, arrow::compute::Invert(mask));
+      ARROW_ASSIGN_OR_RAISE(auto rejected, arrow::compute::Filter(batch, inverted));
+      ARROW_ASSIGN_OR_RAISE(auto reason_array, reasons.Finish());
+      auto rejected_batch = rejected.record_batch();
+      ARROW_ASSIGN_OR_RAISE(
+          rejected_batch,
+          rejected_batch->AddColumn(rejected_batch->num_columns(),
+                                    arrow::field("error", arrow::utf8()), reason_array));
+      if (good.record_batch()->num_rows() > 0)
+        ARROW_RETURN_NOT_OK(out->Emit(good.record_batch()));
+      ARROW_RETURN_NOT_OK(out->EmitSide("invalid_time", rejected_batch));
+    }
+    max_ts_ = max_ts;
+    std::optional<int64_t> wm;
+    if (o_.strategy == "custom") {
+      ARROW_ASSIGN_OR_RAISE(wm, o_.custom(*batch, max_ts_));
+    } else if (max_ts_ > kMinWatermark) {
+      int64_t delay = o_.strategy == "monotonous" ? 0 : o_.max_out_of_orderness_ms;
+      wm = max_ts_ - delay - 1;
+    }
+    if (wm && *wm > emitted_) {
+      emitted_ = *wm;
+      return out->EmitWatermark(*wm);
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status OnWatermark(int64_t watermark, OperatorContext*,
+                            Collector* out) override {
+    // Upstream watermarks are replaced by this assigner's, except end of input.
+    if (watermark == kMaxWatermark) return out->EmitWatermark(watermark);
+    return arrow::Status::OK();
+  }
+
+  arrow::Status OnTimer(const Timer& timer, OperatorContext* ctx,
+                        Collector* out) override {
+    timer_pending_ = false;
+    int64_t now = WallClockMillis();
+    if (now - last_data_ms_ >= o_.idle_timeout_ms) {
+      if (!idle_) {
+        idle_ = true;
+        return out->EmitIdle(true);
+      }
+      return arrow::Status::OK();
+    }
+    ctx->timers->RegisterProcessingTimeTimer(last_data_ms_ + o_.idle_timeout_ms);
+    timer_pending_ = true;
+    return arrow::Status::OK();
+  }
+
+ private:
+  const WatermarkOptions& o_;
+  int64_t max_ts_ = kMinWatermark;
+  int64_t emitted_ = kMinWatermark;
+  int64_t last_data_ms_ = 0;
+  bool idle_ = false;
+  bool timer_pending_ = false;
+};
+
+}  // namespace
+
+void RegisterWatermarkAssigner(OperatorRegistry* registry) {
+  ARROW_CHECK_OK(registry->AddOperator(
+      "assign_watermarks",
+      [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
+        const auto& o = node.options_as<WatermarkOptions>();
+        if (o.time_column.empty()) {
+          return arrow::Status::Invalid(node.name, ": no event-time column given");
+        }
+        if (o.strategy != "bounded" && o.strategy != "monotonous" &&
+            o.strategy != "custom") {
+          return arrow::Status::Invalid(node.name, ": unknown watermark strategy '",
+                                        o.strategy, "' (bounded, monotonous, custom)");
+        }
+        if (o.strategy == "custom" && !o.custom) {
+          return arrow::Status::Invalid(node.name,
+                                        ": custom watermark strategy without a function");
+        }
+        if (o.max_out_of_orderness_ms < 0) {
+          return arrow::Status::Invalid(node.name,
+                                        ": max_out_of_orderness_ms must be >= 0");
+        }
+        bool divide;
+        ARROW_RETURN_NOT_OK(UnitsPerMilli(o.int_unit, &divide));
+        return std::make_unique<WatermarkAssigner>(o);
+      }));
+}
+
+}  // namespace sabot
