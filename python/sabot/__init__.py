@@ -8,7 +8,7 @@ bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
 env.execute()
 """
 
-from sabot import kafka, nexmark
+from sabot import nexmark, window
 from sabot.datastream import (
     Collected,
     DataStream,

@@ -5,6 +5,7 @@ boundaries; late data, allowed lateness, triggers and bad timestamps."""
 from __future__ import annotations
 
 import random
+from builtins import max as builtins_max
 
 import pyarrow as pa
 import pytest
@@ -387,3 +388,95 @@ def test_window_errors_name_the_operator() -> None:
         env.execute()
     with pytest.raises(ValueError, match="needs event time"):
         sb.Environment().from_iterable(rows).window(sb.tumbling("1s"))
+
+
+@pytest.mark.parametrize("parallelism", [1, 4])
+@pytest.mark.parametrize("batch", [1, 50, 400])
+def test_randomized_late_data_matches_reference(parallelism: int, batch: int) -> None:
+    # Disorder (up to 6 s) exceeds the watermark bound (2 s): some rows are late.
+    # One source split, so the watermark after each batch is known:
+    # max time so far - 2000 - 1. A row is late when its window [s, s+5s) already
+    # had end - 1 <= watermark (lateness 0: fired means purged).
+    rng = random.Random(batch * 7 + parallelism)
+    rows = [
+        {"k": rng.randrange(3), "ts": 10_000 + i * 20 + rng.randrange(6000), "v": rng.randrange(50)}
+        for i in range(3000)
+    ]
+    wm, max_ts = None, None
+    on_time, late = [], []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        for r in chunk:
+            end = (r["ts"] // 5000) * 5000 + 5000
+            (late if wm is not None and end - 1 <= wm else on_time).append(r)
+        max_ts = builtins_max([max_ts or 0, *[r["ts"] for r in chunk]])
+        wm = max_ts - 2000 - 1
+    want: dict[tuple, int] = {}
+    for r in on_time:
+        key = (r["k"], (r["ts"] // 5000) * 5000)
+        want[key] = want.get(key, 0) + r["v"]
+    env = sb.Environment(parallelism=parallelism, num_threads=2)
+    schema = pa.schema([("k", pa.int64()), ("ts", pa.int64()), ("v", pa.int64())])
+    batches = [
+        pa.RecordBatch.from_pylist(rows[i : i + batch], schema=schema)
+        for i in range(0, len(rows), batch)
+    ]
+    w = (
+        env.from_batches(batches)
+        .with_watermarks("ts", max_out_of_orderness="2s")
+        .key_by("k")
+        .window(sb.tumbling("5s"))
+        .agg(total=sb.sum("v"))
+    )
+    main, side = w.collect(), w.late().collect()
+    env.execute()
+    got = {
+        (r["k"], int(r["window_start"].timestamp() * 1000)): r["total"]
+        for r in main.table().to_pylist()
+    }
+    assert got == want
+    assert sorted(r["ts"] for r in side.table().to_pylist()) == sorted(r["ts"] for r in late)
+    assert len(late) > 0
+
+
+def test_custom_watermark_function() -> None:
+    calls = []
+
+    def every_second(batch: pa.RecordBatch, max_ts: int) -> int | None:
+        calls.append(max_ts)
+        return (max_ts // 1000) * 1000 - 1  # watermark on whole seconds only
+
+    rows = [{"ts": t, "v": 1} for t in range(0, 5000, 100)]
+    env = sb.Environment(parallelism=1)
+    out = (
+        env.from_iterable(rows, batch_size=7)
+        .with_watermarks("ts", custom=every_second)
+        .window(sb.tumbling("1s"))
+        .agg(n=sb.count())
+        .collect()
+    )
+    env.execute()
+    assert out.table()["n"].to_pylist() == [10] * 5
+    assert calls and calls == sorted(calls)
+
+
+def test_early_firing_by_processing_time_interval() -> None:
+    def slow_rows():
+        import time as _time
+
+        for i in range(30):
+            if i % 10 == 0:
+                _time.sleep(0.1)
+            yield {"ts": 1000 + i, "v": 1}
+
+    env = sb.Environment(parallelism=1)
+    out = (
+        env.from_iterable(slow_rows(), batch_size=5)
+        .with_watermarks("ts")
+        .window(sb.tumbling("1h"), every="30ms")
+        .agg(n=sb.count())
+        .collect()
+    )
+    env.execute()
+    kinds = out.table()["emit_kind"].to_pylist()
+    assert kinds[-1] == "on_time" and "early" in kinds

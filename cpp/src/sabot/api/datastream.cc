@@ -70,8 +70,14 @@ DataStream DataStream::Select(const std::vector<std::string>& columns) const {
 }
 
 DataStream DataStream::AssignWatermarks(WatermarkOptions options) const {
-  return Apply("assign_watermarks",
-               std::make_shared<WatermarkOptions>(std::move(options)));
+  // Runs at its input's parallelism so that it chains to it: watermarks are then
+  // generated per source split, not per arbitrary re-distribution of the rows.
+  auto result =
+      Apply("assign_watermarks", std::make_shared<WatermarkOptions>(std::move(options)));
+  if (partitioning_ == Partitioning::kForward) {
+    result.SetParallelism(env_->plan()->node(node_id_).parallelism);
+  }
+  return result;
 }
 
 DataStream DataStream::Window(WindowAggregateOptions options) const {

@@ -88,7 +88,8 @@ std::string LogicalPlan::ToJson() const {
       const auto& e = n.inputs[j];
       if (j) os << ",";
       os << "{\"from\":" << e.from << ",\"partitioning\":\""
-         << PartitioningName(e.partitioning) << "\",\"keys\":[";
+         << PartitioningName(e.partitioning) << "\",\"side_output\":\""
+         << JsonEscape(e.side_output) << "\",\"keys\":[";
       for (size_t k = 0; k < e.keys.size(); ++k) {
         if (k) os << ",";
         os << "\"" << JsonEscape(e.keys[k]) << "\"";
