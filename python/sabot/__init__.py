@@ -83,6 +83,5 @@ __all__ = [
     "call",
     "col",
     "lit",
-    "kafka",
     "nexmark",
 ]
