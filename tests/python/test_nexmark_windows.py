@@ -129,9 +129,7 @@ def test_q15_and_q16_daily_statistics() -> None:
         key = (row["channel"], row["day"])
         stats = {k: v for k, v in row.items() if k not in ("channel", "day", "minute")}
         assert stats == day_stats(by_channel[key])
-        minute = dt.datetime.fromtimestamp(last_minute[key] / 1000, dt.UTC).strftime(
-            "%H:%M"
-        )
+        minute = dt.datetime.fromtimestamp(last_minute[key] / 1000, dt.UTC).strftime("%H:%M")
         assert row["minute"] == minute
 
 
