@@ -76,9 +76,10 @@ def test_cli_version() -> None:
     assert out.stdout.strip() == f"sabot {sb.__version__}"
 
 
-def test_cli_bench_prints_json_last_line() -> None:
+@pytest.mark.parametrize("query", ["q1", "q5", "q11", "q16"])
+def test_cli_bench_prints_json_last_line(query: str) -> None:
     out = subprocess.run(
-        [SABOT, "bench", "nexmark", "--query", "q1", "--events", "100000", "--parallelism", "2"],
+        [SABOT, "bench", "nexmark", "--query", query, "--events", "100000", "--parallelism", "2"],
         capture_output=True,
         text=True,
         check=True,
@@ -94,7 +95,7 @@ def test_cli_bench_prints_json_last_line() -> None:
         "events_per_second_per_core",
         "peak_rss_mb",
     }
-    assert result["query"] == "q1" and result["events"] == 100000 and result["parallelism"] == 2
+    assert result["query"] == query and result["events"] == 100000 and result["parallelism"] == 2
     assert result["events_per_second"] > 0 and result["peak_rss_mb"] > 0
 
 
