@@ -9,7 +9,7 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 
 SOURCES := $(shell find cpp examples/cpp -name '*.cc' -o -name '*.h' 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: all deps build demo test test-cpp test-python lint format bench clean
+.PHONY: all deps build demo test test-cpp test-python lint format bench clean kafka-up kafka-down
 
 all: build
 
@@ -49,7 +49,20 @@ lint: build
 	$(VENV)/bin/ruff format --check python tests examples bench
 	clang-format --dry-run -Werror $$(find cpp examples/cpp -name '*.cc' -o -name '*.h')
 
-test: build test-cpp test-python lint
+# The Kafka broker runs for the whole test run and is stopped afterwards, also when
+# a step fails (unless it was already up before); the exit status is the tests'.
+test: build
+	@was_up=0; bash scripts/kafka.sh status >/dev/null 2>&1 && was_up=1; \
+	  bash scripts/kafka.sh up >/dev/null || exit 1; status=0; \
+	  SABOT_REQUIRE_KAFKA=1 $(MAKE) --no-print-directory test-cpp test-python lint || status=$$?; \
+	  [ $$was_up = 1 ] || bash scripts/kafka.sh down; exit $$status
+
+# A single-node Kafka 4.x broker (KRaft) on 127.0.0.1:19092 from Maven Central jars.
+kafka-up: $(VENV)/.sysdeps
+	@bash scripts/kafka.sh up
+
+kafka-down:
+	@bash scripts/kafka.sh down
 
 format: deps
 	$(VENV)/bin/ruff format python tests examples bench

@@ -400,18 +400,39 @@ void AppendJsonString(std::string_view value, std::string* out) {
   AppendEscaped(value, out);
 }
 
-arrow::Status AppendJsonLines(const arrow::RecordBatch& batch, std::string* out) {
-  std::vector<RenderedColumn> columns(static_cast<size_t>(batch.num_columns()));
+namespace {
+
+arrow::Status RenderColumns(const arrow::RecordBatch& batch,
+                            std::vector<RenderedColumn>* columns) {
+  columns->resize(static_cast<size_t>(batch.num_columns()));
   for (int j = 0; j < batch.num_columns(); ++j) {
-    arrow::Status st = Render(*batch.column(j), &columns[static_cast<size_t>(j)]);
+    arrow::Status st = Render(*batch.column(j), &(*columns)[static_cast<size_t>(j)]);
     if (!st.ok()) {
       return st.WithMessage("column '", batch.schema()->field(j)->name(),
                             "': ", st.message());
     }
   }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Status AppendJsonLines(const arrow::RecordBatch& batch, std::string* out) {
+  std::vector<RenderedColumn> columns;
+  ARROW_RETURN_NOT_OK(RenderColumns(batch, &columns));
   AssembleObjects(
       RenderKeys(batch.schema()->fields()), columns, batch.num_rows(),
       [](int64_t) { return false; }, /*line_mode=*/true, out, nullptr);
+  return arrow::Status::OK();
+}
+
+arrow::Status AppendJsonObjects(const arrow::RecordBatch& batch, std::string* data,
+                                std::vector<int64_t>* end_offsets) {
+  std::vector<RenderedColumn> columns;
+  ARROW_RETURN_NOT_OK(RenderColumns(batch, &columns));
+  AssembleObjects(
+      RenderKeys(batch.schema()->fields()), columns, batch.num_rows(),
+      [](int64_t) { return false; }, /*line_mode=*/false, data, end_offsets);
   return arrow::Status::OK();
 }
 

@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sabot {
 
@@ -32,6 +33,13 @@ namespace sabot {
 /// Returns NotImplemented for other types (e.g. unions). Thread-safe (no shared
 /// state). On error `*out` may hold a partial line.
 arrow::Status AppendJsonLines(const arrow::RecordBatch& batch, std::string* out);
+
+/// Like AppendJsonLines, but with no newlines: appends one JSON object per row
+/// to `*data` and, for each row, the offset in `*data` where the row ends to
+/// `*end_offsets` (row i is data[end(i-1), end(i)), with end(-1) the size of
+/// `*data` on entry). Used to encode one message per row.
+arrow::Status AppendJsonObjects(const arrow::RecordBatch& batch, std::string* data,
+                                std::vector<int64_t>* end_offsets);
 
 /// Appends `value` to `*out` as a quoted, escaped JSON string.
 void AppendJsonString(std::string_view value, std::string* out);

@@ -4,6 +4,8 @@
 #include "sabot/connectors/console/console_sink.h"
 #include "sabot/connectors/file/file_sink.h"
 #include "sabot/connectors/file/file_source.h"
+#include "sabot/connectors/kafka/kafka_sink.h"
+#include "sabot/connectors/kafka/kafka_source.h"
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
 #include "sabot/operators/event_time.h"
@@ -28,6 +30,8 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterFileSink(registry);
   RegisterConsoleSink(registry);
   nexmark::RegisterNexmarkSource(registry);
+  kafka::RegisterKafkaSource(registry);
+  kafka::RegisterKafkaSink(registry);
 }
 
 }  // namespace sabot

@@ -17,6 +17,7 @@
 #include "sabot/connectors/file/file_sink.h"
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/python/kafka_bindings.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -628,4 +629,5 @@ NB_MODULE(_sabot, m) {
     return SchemaToCapsule(schema);
   });
   m.def("registered_kinds", [] { return OperatorRegistry::Global()->Kinds(); });
+  RegisterKafkaBindings(m);  // Kafka source, sink, admin (python/kafka_bindings.cc)
 }

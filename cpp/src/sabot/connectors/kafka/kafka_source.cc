@@ -1,0 +1,1046 @@
+#include "sabot/connectors/kafka/kafka_source.h"
+
+#include <arrow/array/builder_binary.h>
+#include <arrow/array/builder_nested.h>
+#include <arrow/array/builder_primitive.h>
+#include <arrow/compute/api_vector.h>
+#include <arrow/util/logging.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "sabot/exec/source.h"
+
+namespace sabot::kafka {
+
+namespace {
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr const char* kMetadataNames[] = {"key",    "topic",     "partition",
+                                          "offset", "timestamp", "headers"};
+
+std::shared_ptr<arrow::DataType> HeadersType() {
+  return arrow::map(arrow::utf8(), arrow::binary());
+}
+
+std::string RandomGroup() {
+  std::random_device rd;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "sabot-%08x%08x", rd(), rd());
+  return buf;
+}
+
+bool IsPattern(const std::vector<std::string>& topics) {
+  return topics.size() == 1 && !topics[0].empty() && topics[0][0] == '^';
+}
+
+}  // namespace
+
+arrow::Result<BadRecordPolicy> ParseBadRecordPolicy(const std::string& name) {
+  if (name == "fail") return BadRecordPolicy::kFail;
+  if (name == "skip") return BadRecordPolicy::kSkip;
+  if (name == "dead_letter") return BadRecordPolicy::kDeadLetter;
+  return arrow::Status::Invalid("kafka: unknown bad-record policy '", name,
+                                "' (expected fail, skip or dead_letter)");
+}
+
+arrow::Result<StartPosition> ParseStartPosition(const std::string& name) {
+  if (name == "committed") return StartPosition::kCommitted;
+  if (name == "earliest") return StartPosition::kEarliest;
+  if (name == "latest") return StartPosition::kLatest;
+  if (name == "timestamp") return StartPosition::kTimestamp;
+  return arrow::Status::Invalid("kafka: unknown start position '", name,
+                                "' (expected committed, earliest, latest or timestamp)");
+}
+
+bool KafkaSourceShared::MarkStarted(const std::string& topic, int32_t partition) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return started_.emplace(topic, partition).second;
+}
+
+int64_t KafkaSourceShared::EndOffset(const std::string& topic, int32_t partition,
+                                     int64_t end) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return end_offsets_.emplace(std::make_pair(topic, partition), end).first->second;
+}
+
+std::string KafkaSourceOptions::ToString() const {
+  std::ostringstream s;
+  s << "kafka_source(topics=[";
+  for (size_t i = 0; i < topics.size(); ++i) s << (i ? "," : "") << topics[i];
+  s << "], group=" << group << ", format=" << format.name;
+  if (stop_at_end || !end_offsets.empty()) s << ", bounded";
+  s << ")";
+  return s.str();
+}
+
+arrow::Status KafkaSourceOptions::Validate() const {
+  if (bootstrap.empty() && !consumer_config.count("bootstrap.servers"))
+    return arrow::Status::Invalid("kafka_source: no bootstrap servers given");
+  if (topics.empty()) return arrow::Status::Invalid("kafka_source: no topics given");
+  for (const auto& t : topics) {
+    if (t.empty()) return arrow::Status::Invalid("kafka_source: empty topic name");
+    if (t[0] == '^' && topics.size() > 1)
+      return arrow::Status::Invalid("kafka_source: a topic pattern ('", t,
+                                    "') must be the only topic given");
+  }
+  if (batch_size < 1)
+    return arrow::Status::Invalid("kafka_source: batch_size must be >= 1, not ",
+                                  batch_size);
+  if (max_wait_ms < 0)
+    return arrow::Status::Invalid("kafka_source: max_wait_ms must be >= 0");
+  if (bad_records == BadRecordPolicy::kDeadLetter && dead_letter_topic.empty())
+    return arrow::Status::Invalid(
+        "kafka_source: bad_records='dead_letter' needs a dead_letter_topic");
+  if (reset != "earliest" && reset != "latest")
+    return arrow::Status::Invalid("kafka_source: reset must be earliest or latest, not '",
+                                  reset, "'");
+  ARROW_RETURN_NOT_OK(MetadataSchema(*this).status());
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<arrow::Schema>> MetadataSchema(
+    const KafkaSourceOptions& options) {
+  arrow::FieldVector fields;
+  for (const auto& name : options.metadata) {
+    std::shared_ptr<arrow::DataType> type;
+    if (name == "key") {
+      type = arrow::binary();
+    } else if (name == "topic") {
+      type = arrow::utf8();
+    } else if (name == "partition") {
+      type = arrow::int32();
+    } else if (name == "offset") {
+      type = arrow::int64();
+    } else if (name == "timestamp") {
+      type = arrow::timestamp(arrow::TimeUnit::MILLI, "UTC");
+    } else if (name == "headers") {
+      type = HeadersType();
+    } else {
+      return arrow::Status::Invalid(
+          "kafka_source: unknown metadata column '", name,
+          "' (expected key, topic, partition, offset, timestamp or headers)");
+    }
+    fields.push_back(
+        arrow::field(options.metadata_prefix + name, type,
+                     name == "key" || name == "timestamp" || name == "headers"));
+  }
+  return arrow::schema(std::move(fields));
+}
+
+namespace {
+
+/// One assigned partition.
+struct PartitionState {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t end = -1;           ///< bounded: stop before this offset; -1 unbounded
+  bool done = false;          ///< bounded: reached `end`
+  int64_t pending_next = -1;  ///< offset after the last message taken
+  int64_t emitted_next = -1;  ///< offset after the last message emitted (committable)
+  int64_t committed_next = -1;
+};
+
+/// Accumulates the messages of the batch being built.
+struct PendingBatch {
+  explicit PendingBatch(arrow::MemoryPool* pool)
+      : values(pool),
+        keys(pool),
+        topics(pool),
+        partitions(pool),
+        offsets(pool),
+        timestamps(arrow::timestamp(arrow::TimeUnit::MILLI, "UTC"), pool),
+        headers(pool, std::make_shared<arrow::StringBuilder>(pool),
+                std::make_shared<arrow::BinaryBuilder>(pool)) {}
+
+  int64_t size() const { return static_cast<int64_t>(states.size()); }
+
+  arrow::BinaryBuilder values;
+  arrow::BinaryBuilder keys;
+  arrow::StringBuilder topics;
+  arrow::Int32Builder partitions;
+  arrow::Int64Builder offsets;
+  arrow::TimestampBuilder timestamps;
+  arrow::MapBuilder headers;
+  std::vector<PartitionState*> states;  // per message
+  std::vector<int64_t> message_offsets;
+  int64_t first_ns = 0;
+};
+
+class KafkaSourceReader : public SourceReader {
+ public:
+  KafkaSourceReader(const KafkaSourceOptions& options, int instance, int parallelism)
+      : options_(options), instance_(instance), parallelism_(parallelism) {}
+
+  ~KafkaSourceReader() override { Abandon(); }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    ARROW_RETURN_NOT_OK(options_.Validate());
+    name_ = ctx->operator_name + "[" + std::to_string(instance_) + "/" +
+            std::to_string(parallelism_) + "]";
+    pool_ = ctx->pool;
+    pending_ = std::make_unique<PendingBatch>(pool_);
+    ARROW_ASSIGN_OR_RAISE(decoder_, MakeDecoder(options_.format, pool_));
+    ARROW_ASSIGN_OR_RAISE(metadata_schema_, MetadataSchema(options_));
+    for (const auto& m : options_.metadata) {
+      if (m == "key") want_key_ = true;
+      if (m == "topic") want_topic_ = true;
+      if (m == "partition") want_partition_ = true;
+      if (m == "offset") want_offset_ = true;
+      if (m == "timestamp") want_timestamp_ = true;
+      if (m == "headers") want_headers_ = true;
+    }
+    dead_letter_ = options_.bad_records == BadRecordPolicy::kDeadLetter;
+    keep_key_ = want_key_ || dead_letter_;
+    keep_headers_ = want_headers_ || dead_letter_;
+    bounded_ = options_.stop_at_end || !options_.end_offsets.empty();
+
+    ClientConfig config = {
+        {"group.id", options_.group.empty() ? RandomGroup() : options_.group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", options_.reset},
+        {"enable.partition.eof", bounded_ ? "true" : "false"},
+        {"queued.max.messages.kbytes",
+         std::to_string(std::max<int64_t>(1, options_.max_prefetch_bytes / 1024))},
+        {"fetch.wait.max.ms", "100"},
+        {"allow.auto.create.topics", "false"},
+        {"log.connection.close", "false"},
+    };
+    for (const auto& [k, v] : options_.consumer_config) config[k] = v;
+    ARROW_ASSIGN_OR_RAISE(auto conf, MakeConf(options_.bootstrap, config));
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSourceReader::RebalanceTrampoline);
+    rd_kafka_conf_set_offset_commit_cb(conf.get(), &KafkaSourceReader::CommitTrampoline);
+    rd_kafka_conf_set_error_cb(conf.get(), &KafkaSourceReader::ErrorTrampoline);
+    ARROW_ASSIGN_OR_RAISE(consumer_, MakeClient(RD_KAFKA_CONSUMER, std::move(conf)));
+    ARROW_RETURN_NOT_OK(
+        KafkaStatus(rd_kafka_poll_set_consumer(consumer_.get()), "poll_set_consumer"));
+    queue_ = rd_kafka_queue_get_consumer(consumer_.get());
+
+    if (!IsPattern(options_.topics)) {
+      for (const auto& topic : options_.topics) {
+        auto count = TopicPartitionCount(consumer_.get(), topic);
+        if (!count.ok()) {
+          return count.status().WithMessage("kafka_source: cannot read topic '", topic,
+                                            "' at ", options_.bootstrap, ": ",
+                                            count.status().message());
+        }
+      }
+    }
+    if (dead_letter_) ARROW_RETURN_NOT_OK(OpenDeadLetterProducer());
+
+    PartitionList topics(
+        rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size())));
+    for (const auto& topic : options_.topics) {
+      rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(),
+                                        RD_KAFKA_PARTITION_UA);
+    }
+    ARROW_RETURN_NOT_OK(
+        KafkaStatus(rd_kafka_subscribe(consumer_.get(), topics.get()), "subscribe"));
+    last_commit_ns_ = SteadyNanos();
+    last_poll_ns_.store(SteadyNanos());
+    if (options_.pause_after_ms > 0) {
+      watchdog_ = std::thread([this] { WatchdogLoop(); });
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<PollResult> Poll(StreamElement* out) override {
+    EnterPoll();
+    auto result = PollInner(out);
+    LeavePoll();
+    // The job fails with this error: leave the group now rather than when the
+    // job object is freed (the topic may be gone by then).
+    if (!result.ok()) Abandon();
+    return result;
+  }
+
+  arrow::Status Close() override {
+    StopWatchdog();
+    if (!consumer_) return arrow::Status::OK();
+    ARROW_RETURN_NOT_OK(Commit(/*async=*/false));
+    closing_ = true;
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get());
+    rd_kafka_queue_destroy(queue_);
+    queue_ = nullptr;
+    consumer_.reset();
+    if (dead_letter_producer_) {
+      rd_kafka_flush(dead_letter_producer_.get(), 30000);
+      dead_letter_producer_.reset();
+    }
+    ARROW_RETURN_NOT_OK(deferred_error_);
+    return KafkaStatus(err, name_ + ": closing the consumer");
+  }
+
+ private:
+  /// Not closed normally (job failed or cancelled): leaves the group without
+  /// committing what was taken but maybe not processed; it is read again.
+  void Abandon() {
+    StopWatchdog();
+    if (consumer_) {
+      closing_ = true;
+      commit_on_revoke_ = false;
+      rd_kafka_consumer_close(consumer_.get());
+      if (queue_) rd_kafka_queue_destroy(queue_);
+      queue_ = nullptr;
+      consumer_.reset();
+    }
+    dead_letter_producer_.reset();
+  }
+
+  // --- polling -----------------------------------------------------------------
+
+  arrow::Result<PollResult> PollInner(StreamElement* out) {
+    ARROW_RETURN_NOT_OK(deferred_error_);
+    if (!consumer_) return arrow::Status::Invalid(name_, ": polled after it was closed");
+    if (!ready_.empty()) return PopReady(out);
+
+    const int64_t want = options_.batch_size - pending_->size();
+    int64_t taken = 0;
+    while (taken < want) {
+      size_t n = static_cast<size_t>(std::min<int64_t>(want - taken, kConsumeChunk));
+      ssize_t got = rd_kafka_consume_batch_queue(queue_, 0, messages_, n);
+      if (got < 0) {
+        return KafkaStatus(rd_kafka_last_error(), name_ + ": consume");
+      }
+      for (ssize_t i = 0; i < got; ++i) {
+        arrow::Status st = TakeMessage(messages_[i]);
+        rd_kafka_message_destroy(messages_[i]);
+        if (!st.ok()) {
+          for (ssize_t j = i + 1; j < got; ++j) rd_kafka_message_destroy(messages_[j]);
+          return st;
+        }
+      }
+      ARROW_RETURN_NOT_OK(deferred_error_);  // set by callbacks served above
+      if (got == 0) break;
+      taken += got;
+    }
+
+    const int64_t now = SteadyNanos();
+    if (pending_->size() > 0 &&
+        (pending_->size() >= options_.batch_size ||
+         now - pending_->first_ns >= options_.max_wait_ms * 1000000 ||
+         (bounded_ && AllPartitionsDone()))) {
+      ARROW_RETURN_NOT_OK(FlushPending());
+    }
+    if (now - last_commit_ns_ >= options_.commit_interval_ms * 1000000) {
+      ARROW_RETURN_NOT_OK(Commit(/*async=*/true));
+    }
+    if (!ready_.empty()) return PopReady(out);
+    if (bounded_ && pending_->size() == 0 && AllPartitionsDone()) {
+      ARROW_RETURN_NOT_OK(Commit(/*async=*/false));
+      return PollResult::kEndOfInput;
+    }
+    return PollResult::kNotReady;
+  }
+
+  PollResult PopReady(StreamElement* out) {
+    *out = std::move(ready_.front());
+    ready_.pop_front();
+    return PollResult::kElement;
+  }
+
+  bool AllPartitionsDone() const {
+    if (!assignment_received_) return false;
+    for (const auto& [tp, state] : assignment_) {
+      if (!state.done) return false;
+    }
+    return true;
+  }
+
+  PartitionState* FindState(rd_kafka_topic_t* rkt, int32_t partition) {
+    if (rkt == cached_rkt_ && partition == cached_partition_) return cached_state_;
+    auto it = assignment_.find({rd_kafka_topic_name(rkt), partition});
+    PartitionState* state = it == assignment_.end() ? nullptr : &it->second;
+    cached_rkt_ = rkt;
+    cached_partition_ = partition;
+    cached_state_ = state;
+    return state;
+  }
+
+  void MarkDoneIfAtEnd(PartitionState* state, int64_t position) {
+    if (state->end >= 0 && position >= state->end) state->done = true;
+  }
+
+  arrow::Status TakeMessage(rd_kafka_message_t* msg) {
+    if (msg->err) {
+      if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (msg->rkt) {
+          PartitionState* state = FindState(msg->rkt, msg->partition);
+          if (state) MarkDoneIfAtEnd(state, msg->offset);
+        }
+        return arrow::Status::OK();
+      }
+      char reason[512];
+      if (rd_kafka_fatal_error(consumer_.get(), reason, sizeof(reason))) {
+        return arrow::Status::IOError("kafka_source ", name_,
+                                      ": fatal consumer error: ", reason);
+      }
+      std::string where =
+          msg->rkt ? std::string(" topic '") + rd_kafka_topic_name(msg->rkt) + "'" : "";
+      if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+          msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        if (!IsPattern(options_.topics)) {
+          return arrow::Status::IOError(
+              "kafka_source ", name_, ":", where,
+              " does not exist (any more): ", rd_kafka_message_errstr(msg));
+        }
+        return arrow::Status::OK();
+      }
+      // Transient (broker restarts, leader moves): librdkafka retries by itself.
+      Log("consumer error" + where + ": " + rd_kafka_message_errstr(msg));
+      return arrow::Status::OK();
+    }
+    PartitionState* state = FindState(msg->rkt, msg->partition);
+    if (state == nullptr) {
+      // Prefetched before a revoke: its new owner reads it from the committed offset.
+      options_.stats->stale_dropped.fetch_add(1, std::memory_order_relaxed);
+      return arrow::Status::OK();
+    }
+    if (state->pending_next >= 0 && msg->offset < state->pending_next) {
+      options_.stats->stale_dropped.fetch_add(1, std::memory_order_relaxed);
+      return arrow::Status::OK();
+    }
+    if (state->end >= 0 && msg->offset >= state->end) {
+      state->done = true;
+      return arrow::Status::OK();
+    }
+    PendingBatch& p = *pending_;
+    if (p.size() == 0) p.first_ns = SteadyNanos();
+    if (msg->payload == nullptr) {
+      ARROW_RETURN_NOT_OK(p.values.AppendNull());
+    } else {
+      ARROW_RETURN_NOT_OK(p.values.Append(static_cast<const uint8_t*>(msg->payload),
+                                          static_cast<int32_t>(msg->len)));
+    }
+    if (keep_key_) {
+      if (msg->key == nullptr) {
+        ARROW_RETURN_NOT_OK(p.keys.AppendNull());
+      } else {
+        ARROW_RETURN_NOT_OK(p.keys.Append(static_cast<const uint8_t*>(msg->key),
+                                          static_cast<int32_t>(msg->key_len)));
+      }
+    }
+    if (want_topic_) ARROW_RETURN_NOT_OK(p.topics.Append(state->topic));
+    if (want_partition_) ARROW_RETURN_NOT_OK(p.partitions.Append(msg->partition));
+    if (want_offset_) ARROW_RETURN_NOT_OK(p.offsets.Append(msg->offset));
+    if (want_timestamp_) {
+      rd_kafka_timestamp_type_t type;
+      int64_t ts = rd_kafka_message_timestamp(msg, &type);
+      if (type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE) {
+        ARROW_RETURN_NOT_OK(p.timestamps.AppendNull());
+      } else {
+        ARROW_RETURN_NOT_OK(p.timestamps.Append(ts));
+      }
+    }
+    if (keep_headers_) ARROW_RETURN_NOT_OK(AppendHeaders(msg));
+    p.states.push_back(state);
+    p.message_offsets.push_back(msg->offset);
+    state->pending_next = msg->offset + 1;
+    MarkDoneIfAtEnd(state, state->pending_next);
+    options_.stats->messages.fetch_add(1, std::memory_order_relaxed);
+    options_.stats->bytes.fetch_add(static_cast<int64_t>(msg->len + msg->key_len),
+                                    std::memory_order_relaxed);
+    return arrow::Status::OK();
+  }
+
+  arrow::Status AppendHeaders(rd_kafka_message_t* msg) {
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hdrs == nullptr) {
+      return pending_->headers.AppendNull();
+    }
+    ARROW_RETURN_NOT_OK(pending_->headers.Append());
+    auto* names = static_cast<arrow::StringBuilder*>(pending_->headers.key_builder());
+    auto* values = static_cast<arrow::BinaryBuilder*>(pending_->headers.item_builder());
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      ARROW_RETURN_NOT_OK(names->Append(name));
+      if (value == nullptr) {
+        ARROW_RETURN_NOT_OK(values->AppendNull());
+      } else {
+        ARROW_RETURN_NOT_OK(values->Append(static_cast<const uint8_t*>(value),
+                                           static_cast<int32_t>(size)));
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  // --- turning taken messages into a batch ----------------------------------------
+
+  /// Decodes the pending messages, routes bad ones by policy and queues the batch.
+  arrow::Status FlushPending() {
+    PendingBatch& p = *pending_;
+    const int64_t n = p.size();
+    if (n == 0) return arrow::Status::OK();
+    std::shared_ptr<arrow::Array> values, keys, headers;
+    ARROW_RETURN_NOT_OK(p.values.Finish(&values));
+    if (keep_key_) ARROW_RETURN_NOT_OK(p.keys.Finish(&keys));
+    if (keep_headers_) ARROW_RETURN_NOT_OK(p.headers.Finish(&headers));
+    ARROW_ASSIGN_OR_RAISE(
+        DecodedBatch decoded,
+        decoder_->Decode(static_cast<const arrow::BinaryArray&>(*values)));
+    if (!decoded.errors.empty()) {
+      ARROW_RETURN_NOT_OK(HandleBadRecords(decoded.errors, p, *values, keys, headers));
+    }
+    if (decoded.rows && decoded.rows->num_rows() > 0) {
+      ARROW_ASSIGN_OR_RAISE(auto batch, WithMetadata(decoded, p, keys, headers, n));
+      options_.stats->rows.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+      options_.stats->batches.fetch_add(1, std::memory_order_relaxed);
+      ready_.push_back(StreamElement::Batch(std::move(batch)));
+    } else {
+      // Finish the unused builders so the next batch starts empty.
+      std::shared_ptr<arrow::Array> unused;
+      if (want_topic_) ARROW_RETURN_NOT_OK(p.topics.Finish(&unused));
+      if (want_partition_) ARROW_RETURN_NOT_OK(p.partitions.Finish(&unused));
+      if (want_offset_) ARROW_RETURN_NOT_OK(p.offsets.Finish(&unused));
+      if (want_timestamp_) ARROW_RETURN_NOT_OK(p.timestamps.Finish(&unused));
+    }
+    // Every message of the batch is now emitted, skipped or dead-lettered.
+    for (PartitionState* state : p.states) state->emitted_next = state->pending_next;
+    p.states.clear();
+    p.message_offsets.clear();
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> WithMetadata(
+      const DecodedBatch& decoded, PendingBatch& p,
+      const std::shared_ptr<arrow::Array>& keys,
+      const std::shared_ptr<arrow::Array>& headers, int64_t n) {
+    const auto& rows = decoded.rows;
+    if (metadata_schema_->num_fields() == 0) return rows;
+    arrow::ArrayVector meta;
+    for (const auto& m : options_.metadata) {
+      std::shared_ptr<arrow::Array> a;
+      if (m == "key") {
+        a = keys;
+      } else if (m == "topic") {
+        ARROW_RETURN_NOT_OK(p.topics.Finish(&a));
+      } else if (m == "partition") {
+        ARROW_RETURN_NOT_OK(p.partitions.Finish(&a));
+      } else if (m == "offset") {
+        ARROW_RETURN_NOT_OK(p.offsets.Finish(&a));
+      } else if (m == "timestamp") {
+        ARROW_RETURN_NOT_OK(p.timestamps.Finish(&a));
+      } else {
+        a = headers;
+      }
+      meta.push_back(std::move(a));
+    }
+    // One row per message in order is the common case: no gather needed.
+    bool identity = rows->num_rows() == n && decoded.row_message != nullptr &&
+                    decoded.row_message->length() == n;
+    for (int64_t i = 0; identity && i < n; ++i) {
+      identity = decoded.row_message->Value(i) == i;
+    }
+    if (!identity) {
+      if (decoded.row_message == nullptr ||
+          decoded.row_message->length() != rows->num_rows()) {
+        return arrow::Status::Invalid("kafka_source ", name_, ": decoder '",
+                                      options_.format.name,
+                                      "' returned rows without their message indices");
+      }
+      arrow::compute::ExecContext exec(pool_);
+      for (auto& a : meta) {
+        ARROW_ASSIGN_OR_RAISE(
+            auto taken,
+            arrow::compute::Take(a, decoded.row_message,
+                                 arrow::compute::TakeOptions::NoBoundsCheck(), &exec));
+        a = taken.make_array();
+      }
+    }
+    if (!output_schema_ || !output_schema_->field(0)->Equals(rows->schema()->field(0)) ||
+        output_schema_->num_fields() !=
+            rows->num_columns() + metadata_schema_->num_fields()) {
+      arrow::FieldVector fields = rows->schema()->fields();
+      for (const auto& f : metadata_schema_->fields()) {
+        if (rows->schema()->GetFieldIndex(f->name()) >= 0) {
+          return arrow::Status::Invalid(
+              "kafka_source ", name_, ": metadata column '", f->name(),
+              "' clashes with a value column of that name; set metadata_prefix");
+        }
+        fields.push_back(f);
+      }
+      output_schema_ = arrow::schema(std::move(fields));
+    }
+    arrow::ArrayVector columns = rows->columns();
+    for (auto& a : meta) columns.push_back(std::move(a));
+    return arrow::RecordBatch::Make(output_schema_, rows->num_rows(), std::move(columns));
+  }
+
+  arrow::Status HandleBadRecords(const std::vector<DecodeError>& errors, PendingBatch& p,
+                                 const arrow::Array& values_array,
+                                 const std::shared_ptr<arrow::Array>& keys,
+                                 const std::shared_ptr<arrow::Array>& headers) {
+    const auto& values = static_cast<const arrow::BinaryArray&>(values_array);
+    options_.stats->bad_records.fetch_add(static_cast<int64_t>(errors.size()),
+                                          std::memory_order_relaxed);
+    for (const auto& e : errors) {
+      if (e.message_index < 0 || e.message_index >= p.size()) {
+        return arrow::Status::Invalid("kafka_source ", name_,
+                                      ": decoder reported an error for message ",
+                                      e.message_index, " of ", p.size(), ": ", e.reason);
+      }
+      const PartitionState* state = p.states[static_cast<size_t>(e.message_index)];
+      const int64_t offset = p.message_offsets[static_cast<size_t>(e.message_index)];
+      switch (options_.bad_records) {
+        case BadRecordPolicy::kFail:
+          return arrow::Status::Invalid("kafka_source: bad record in topic '",
+                                        state->topic, "' partition ", state->partition,
+                                        " offset ", offset, " (format ",
+                                        options_.format.name, "): ", e.reason);
+        case BadRecordPolicy::kSkip: {
+          int64_t count =
+              options_.stats->skipped.fetch_add(1, std::memory_order_relaxed) + 1;
+          if (count <= 10 || count % 1000 == 0) {
+            Log("skipped bad record #" + std::to_string(count) + " at topic '" +
+                state->topic + "' partition " + std::to_string(state->partition) +
+                " offset " + std::to_string(offset) + ": " + e.reason);
+          }
+          break;
+        }
+        case BadRecordPolicy::kDeadLetter:
+          ARROW_RETURN_NOT_OK(
+              ProduceDeadLetter(*state, offset, e, values, keys, headers));
+          break;
+      }
+    }
+    if (dead_letter_) {
+      // Offsets of this batch advance only once the dead-letter copies are stored.
+      rd_kafka_resp_err_t err = rd_kafka_flush(dead_letter_producer_.get(), 30000);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR || dead_letter_failed_) {
+        return arrow::Status::IOError(
+            "kafka_source ", name_, ": dead-letter topic '", options_.dead_letter_topic,
+            "' did not take bad records: ",
+            dead_letter_failed_ ? dead_letter_error_ : rd_kafka_err2str(err));
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  // --- dead-letter producer ---------------------------------------------------------
+
+  arrow::Status OpenDeadLetterProducer() {
+    ClientConfig config = {{"acks", "all"}, {"linger.ms", "5"}};
+    for (const auto& [k, v] : options_.dead_letter_config) config[k] = v;
+    ARROW_ASSIGN_OR_RAISE(auto conf, MakeConf(options_.bootstrap, config));
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSourceReader::DeadLetterDelivered);
+    ARROW_ASSIGN_OR_RAISE(dead_letter_producer_,
+                          MakeClient(RD_KAFKA_PRODUCER, std::move(conf)));
+    auto count =
+        TopicPartitionCount(dead_letter_producer_.get(), options_.dead_letter_topic);
+    if (!count.ok()) {
+      return count.status().WithMessage("kafka_source: dead-letter topic: ",
+                                        count.status().message());
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status ProduceDeadLetter(const PartitionState& state, int64_t offset,
+                                  const DecodeError& error,
+                                  const arrow::BinaryArray& values,
+                                  const std::shared_ptr<arrow::Array>& keys,
+                                  const std::shared_ptr<arrow::Array>& headers) {
+    const int64_t i = error.message_index;
+    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(8);
+    if (headers && headers->IsValid(i)) {
+      const auto& map = static_cast<const arrow::MapArray&>(*headers);
+      const auto& names = static_cast<const arrow::StringArray&>(*map.keys());
+      const auto& items = static_cast<const arrow::BinaryArray&>(*map.items());
+      for (int64_t j = map.value_offset(i); j < map.value_offset(i + 1); ++j) {
+        std::string_view name = names.GetView(j);
+        std::string name_str(name);
+        if (items.IsNull(j)) {
+          rd_kafka_header_add(hdrs, name_str.c_str(), -1, nullptr, 0);
+        } else {
+          std::string_view v = items.GetView(j);
+          rd_kafka_header_add(hdrs, name_str.c_str(), -1, v.data(),
+                              static_cast<ssize_t>(v.size()));
+        }
+      }
+    }
+    auto add = [&](const char* name, const std::string& value) {
+      rd_kafka_header_add(hdrs, name, -1, value.data(),
+                          static_cast<ssize_t>(value.size()));
+    };
+    add("sabot.error", error.reason);
+    add("sabot.format", options_.format.name);
+    add("sabot.source.topic", state.topic);
+    add("sabot.source.partition", std::to_string(state.partition));
+    add("sabot.source.offset", std::to_string(offset));
+
+    std::string_view value;
+    const bool has_value = values.IsValid(i);
+    if (has_value) value = values.GetView(i);
+    std::string_view key;
+    bool has_key = false;
+    if (keys && keys->IsValid(i)) {
+      key = static_cast<const arrow::BinaryArray&>(*keys).GetView(i);
+      has_key = true;
+    }
+    for (;;) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          dead_letter_producer_.get(),
+          RD_KAFKA_V_TOPIC(options_.dead_letter_topic.c_str()),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_VALUE(has_value ? const_cast<char*>(value.data()) : nullptr,
+                           has_value ? value.size() : 0),
+          RD_KAFKA_V_KEY(has_key ? key.data() : nullptr, has_key ? key.size() : 0),
+          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return arrow::Status::OK();  // owns hdrs
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(dead_letter_producer_.get(), 10);
+        continue;
+      }
+      rd_kafka_headers_destroy(hdrs);
+      return KafkaStatus(err, name_ + ": producing to dead-letter topic '" +
+                                  options_.dead_letter_topic + "'");
+    }
+  }
+
+  static void DeadLetterDelivered(rd_kafka_t*, const rd_kafka_message_t* msg,
+                                  void* opaque) {
+    auto* self = static_cast<KafkaSourceReader*>(opaque);
+    if (msg->err) {
+      if (!self->dead_letter_failed_) {
+        self->dead_letter_error_ = rd_kafka_err2str(msg->err);
+      }
+      self->dead_letter_failed_ = true;
+    } else {
+      self->options_.stats->dead_lettered.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // --- offsets ------------------------------------------------------------------------
+
+  arrow::Status Commit(bool async) {
+    last_commit_ns_ = SteadyNanos();
+    if (!consumer_) return arrow::Status::OK();
+    PartitionList list(rd_kafka_topic_partition_list_new(8));
+    std::vector<PartitionState*> committed;
+    for (auto& [tp, state] : assignment_) {
+      if (state.emitted_next >= 0 && state.emitted_next != state.committed_next) {
+        rd_kafka_topic_partition_list_add(list.get(), state.topic.c_str(),
+                                          state.partition)
+            ->offset = state.emitted_next;
+        committed.push_back(&state);
+      }
+    }
+    if (list->cnt == 0) return arrow::Status::OK();
+    options_.stats->commits.fetch_add(1, std::memory_order_relaxed);
+    rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), async ? 1 : 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Not fatal: the offsets are committed next time; at worst a restart re-reads.
+      options_.stats->commit_failures.fetch_add(1, std::memory_order_relaxed);
+      Log(std::string("offset commit failed: ") + rd_kafka_err2str(err));
+      return arrow::Status::OK();
+    }
+    for (PartitionState* s : committed) s->committed_next = s->emitted_next;
+    return arrow::Status::OK();
+  }
+
+  static void CommitTrampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t*, void* opaque) {
+    auto* self = static_cast<KafkaSourceReader*>(opaque);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      self->options_.stats->commit_failures.fetch_add(1, std::memory_order_relaxed);
+      self->Log(std::string("async offset commit failed: ") + rd_kafka_err2str(err));
+    }
+  }
+
+  static void ErrorTrampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaSourceReader*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      char buf[512];
+      rd_kafka_fatal_error(rk, buf, sizeof(buf));
+      self->SetDeferredError(
+          arrow::Status::IOError("kafka_source ", self->name_, ": fatal error: ", buf));
+      return;
+    }
+    // Transient (all brokers down, transport errors): librdkafka reconnects.
+    if (self->errors_logged_++ < 20) self->Log(std::string("client error: ") + reason);
+  }
+
+  // --- rebalances -------------------------------------------------------------------
+
+  static void RebalanceTrampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t* partitions,
+                                  void* opaque) {
+    auto* self = static_cast<KafkaSourceReader*>(opaque);
+    arrow::Status st = self->OnRebalance(err, partitions);
+    if (!st.ok()) self->SetDeferredError(st);
+  }
+
+  arrow::Status OnRebalance(rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t* partitions) {
+    const bool cooperative =
+        std::string(rd_kafka_rebalance_protocol(consumer_.get())) == "COOPERATIVE";
+    options_.stats->rebalances.fetch_add(1, std::memory_order_relaxed);
+    cached_rkt_ = nullptr;
+    cached_state_ = nullptr;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      arrow::Status st = PrepareAssignment(partitions);
+      rd_kafka_error_t* error = nullptr;
+      rd_kafka_resp_err_t assign_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+      if (cooperative) {
+        error = rd_kafka_incremental_assign(consumer_.get(), partitions);
+      } else {
+        assign_err = rd_kafka_assign(consumer_.get(), partitions);
+      }
+      assignment_received_ = true;
+      if (error) {
+        std::string msg = rd_kafka_error_string(error);
+        rd_kafka_error_destroy(error);
+        return arrow::Status::IOError("kafka_source ", name_, ": assign failed: ", msg);
+      }
+      ARROW_RETURN_NOT_OK(KafkaStatus(assign_err, name_ + ": assign"));
+      return st;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      arrow::Status st;
+      const bool lost = rd_kafka_assignment_lost(consumer_.get());
+      if (!closing_) {
+        // Finish the in-flight batch: its messages are emitted by this instance,
+        // and their offsets committed before the partitions move.
+        st = FlushPending();
+      }
+      if (st.ok() && !lost && commit_on_revoke_) st = Commit(/*async=*/false);
+      for (int i = 0; i < partitions->cnt; ++i) {
+        if (assignment_.erase(
+                {partitions->elems[i].topic, partitions->elems[i].partition})) {
+          options_.stats->assigned.fetch_sub(1, std::memory_order_relaxed);
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(pause_mutex_);
+        RebuildPauseList();
+      }
+      if (cooperative) {
+        rd_kafka_error_t* error =
+            rd_kafka_incremental_unassign(consumer_.get(), partitions);
+        if (error) rd_kafka_error_destroy(error);
+      } else {
+        rd_kafka_assign(consumer_.get(), nullptr);
+      }
+      return st;
+    }
+    rd_kafka_assign(consumer_.get(), nullptr);
+    options_.stats->assigned.fetch_sub(static_cast<int64_t>(assignment_.size()),
+                                       std::memory_order_relaxed);
+    assignment_.clear();
+    return KafkaStatus(err, name_ + ": rebalance");
+  }
+
+  /// Sets each newly assigned partition's start offset and (bounded) end offset.
+  arrow::Status PrepareAssignment(rd_kafka_topic_partition_list_t* partitions) {
+    std::vector<int> by_time;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      rd_kafka_topic_partition_t& tp = partitions->elems[i];
+      PartitionState state;
+      state.topic = tp.topic;
+      state.partition = tp.partition;
+      tp.offset = RD_KAFKA_OFFSET_INVALID;  // the committed offset
+      if (options_.shared->MarkStarted(tp.topic, tp.partition)) {
+        switch (options_.start) {
+          case StartPosition::kCommitted:
+            break;
+          case StartPosition::kEarliest:
+            tp.offset = RD_KAFKA_OFFSET_BEGINNING;
+            break;
+          case StartPosition::kLatest:
+            tp.offset = RD_KAFKA_OFFSET_END;
+            break;
+          case StartPosition::kTimestamp:
+            by_time.push_back(i);
+            break;
+        }
+      }
+      if (bounded_) {
+        auto explicit_end = options_.end_offsets.find({state.topic, state.partition});
+        int64_t end;
+        if (explicit_end != options_.end_offsets.end()) {
+          end = explicit_end->second;
+        } else {
+          int64_t low = 0, high = 0;
+          ARROW_RETURN_NOT_OK(KafkaStatus(
+              rd_kafka_query_watermark_offsets(consumer_.get(), tp.topic, tp.partition,
+                                               &low, &high, 10000),
+              name_ + ": end offset of " + state.topic + "[" +
+                  std::to_string(state.partition) + "]"));
+          end = high;
+        }
+        state.end = options_.shared->EndOffset(state.topic, state.partition, end);
+        if (state.end <= 0) state.done = true;
+      }
+      if (assignment_
+              .emplace(std::make_pair(state.topic, state.partition), std::move(state))
+              .second) {
+        options_.stats->assigned.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (!by_time.empty()) {
+      PartitionList query(
+          rd_kafka_topic_partition_list_new(static_cast<int>(by_time.size())));
+      for (int i : by_time) {
+        rd_kafka_topic_partition_list_add(query.get(), partitions->elems[i].topic,
+                                          partitions->elems[i].partition)
+            ->offset = options_.start_timestamp_ms;
+      }
+      ARROW_RETURN_NOT_OK(
+          KafkaStatus(rd_kafka_offsets_for_times(consumer_.get(), query.get(), 10000),
+                      name_ + ": offsets for timestamp " +
+                          std::to_string(options_.start_timestamp_ms)));
+      for (size_t k = 0; k < by_time.size(); ++k) {
+        const auto& r = query->elems[k];
+        ARROW_RETURN_NOT_OK(KafkaStatus(r.err, name_ + ": offset for timestamp"));
+        // -1: no message at or after the timestamp: start at the end.
+        partitions->elems[by_time[k]].offset =
+            r.offset < 0 ? RD_KAFKA_OFFSET_END : r.offset;
+      }
+    }
+    std::lock_guard<std::mutex> lock(pause_mutex_);
+    RebuildPauseList();
+    return arrow::Status::OK();
+  }
+
+  // --- backpressure: pausing fetches while the runtime does not poll ------------------
+
+  void EnterPoll() {
+    std::lock_guard<std::mutex> lock(pause_mutex_);
+    in_poll_ = true;
+    if (paused_) {
+      if (pause_list_ && consumer_)
+        rd_kafka_resume_partitions(consumer_.get(), pause_list_.get());
+      paused_ = false;
+    }
+  }
+
+  void LeavePoll() {
+    std::lock_guard<std::mutex> lock(pause_mutex_);
+    last_poll_ns_.store(SteadyNanos());
+    in_poll_ = false;
+  }
+
+  void RebuildPauseList() {
+    if (paused_ && pause_list_)
+      rd_kafka_resume_partitions(consumer_.get(), pause_list_.get());
+    paused_ = false;
+    pause_list_.reset(
+        rd_kafka_topic_partition_list_new(static_cast<int>(assignment_.size())));
+    for (const auto& [tp, state] : assignment_) {
+      rd_kafka_topic_partition_list_add(pause_list_.get(), state.topic.c_str(),
+                                        state.partition);
+    }
+  }
+
+  void WatchdogLoop() {
+    const auto period =
+        std::chrono::milliseconds(std::max<int64_t>(options_.pause_after_ms / 2, 1));
+    std::unique_lock<std::mutex> lock(pause_mutex_);
+    while (!stop_watchdog_) {
+      watchdog_cv_.wait_for(lock, period);
+      if (stop_watchdog_) break;
+      if (in_poll_ || paused_ || !pause_list_ || pause_list_->cnt == 0) continue;
+      if (SteadyNanos() - last_poll_ns_.load() < options_.pause_after_ms * 1000000)
+        continue;
+      // Downstream is backpressured: stop fetching rather than buffer without bound.
+      rd_kafka_pause_partitions(consumer_.get(), pause_list_.get());
+      paused_ = true;
+      options_.stats->pauses.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void StopWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(pause_mutex_);
+      stop_watchdog_ = true;
+    }
+    watchdog_cv_.notify_all();
+    if (watchdog_.joinable()) watchdog_.join();
+  }
+
+  // --- misc ---------------------------------------------------------------------------
+
+  void SetDeferredError(const arrow::Status& st) {
+    if (deferred_error_.ok()) deferred_error_ = st;
+  }
+
+  void Log(const std::string& line) const {
+    std::fprintf(stderr, "sabot kafka_source %s: %s\n", name_.c_str(), line.c_str());
+  }
+
+  static constexpr int64_t kConsumeChunk = 1024;
+
+  const KafkaSourceOptions& options_;
+  int instance_, parallelism_;
+  std::string name_ = "kafka_source";
+  arrow::MemoryPool* pool_ = arrow::default_memory_pool();
+  std::unique_ptr<Decoder> decoder_;
+  std::shared_ptr<arrow::Schema> metadata_schema_;
+  std::shared_ptr<arrow::Schema> output_schema_;
+  bool want_key_ = false, want_topic_ = false, want_partition_ = false,
+       want_offset_ = false, want_timestamp_ = false, want_headers_ = false;
+  bool keep_key_ = false, keep_headers_ = false;
+  bool dead_letter_ = false;
+  bool bounded_ = false;
+
+  KafkaHandle consumer_;
+  rd_kafka_queue_t* queue_ = nullptr;
+  rd_kafka_message_t* messages_[kConsumeChunk];
+  std::map<std::pair<std::string, int32_t>, PartitionState> assignment_;
+  bool assignment_received_ = false;
+  rd_kafka_topic_t* cached_rkt_ = nullptr;
+  int32_t cached_partition_ = -1;
+  PartitionState* cached_state_ = nullptr;
+
+  std::unique_ptr<PendingBatch> pending_;
+  std::deque<StreamElement> ready_;
+  int64_t last_commit_ns_ = 0;
+  bool closing_ = false;
+  bool commit_on_revoke_ = true;
+  arrow::Status deferred_error_;
+  int errors_logged_ = 0;
+
+  KafkaHandle dead_letter_producer_;
+  bool dead_letter_failed_ = false;
+  std::string dead_letter_error_;
+
+  // Guarded by pause_mutex_ (shared with the watchdog thread).
+  std::mutex pause_mutex_;
+  std::condition_variable watchdog_cv_;
+  std::thread watchdog_;
+  bool stop_watchdog_ = false;
+  bool in_poll_ = false;
+  bool paused_ = false;
+  PartitionList pause_list_;
+  std::atomic<int64_t> last_poll_ns_{0};
+};
+
+}  // namespace
+
+void RegisterKafkaSource(OperatorRegistry* registry) {
+  ARROW_CHECK_OK(registry->AddSource("kafka_source",
+                                     [](const PlanNode& node, int i, int p)
+                                         -> arrow::Result<std::unique_ptr<SourceReader>> {
+                                       return std::make_unique<KafkaSourceReader>(
+                                           node.options_as<KafkaSourceOptions>(), i, p);
+                                     }));
+}
+
+}  // namespace sabot::kafka

@@ -1,0 +1,139 @@
+// Source "kafka_source": reads Kafka topics through one consumer group.
+//
+// Every parallel instance is a consumer of the same group; Kafka assigns the
+// partitions (one split per partition) and moves them on rebalances. Message
+// values are decoded by a sabot::Decoder (formats/format.h) into Arrow columns;
+// key, topic, partition, offset, timestamp and headers can be added as columns.
+//
+/// Threading contract: a reader is driven by one task; librdkafka's callbacks
+/// (rebalance, commit results) run inside Poll on that task's thread. Only the
+/// pause watchdog runs on its own thread and touches the consumer only through
+/// librdkafka's thread-safe pause/resume calls under a mutex.
+///
+/// Delivery: at-least-once. Offsets are committed (asynchronously, every
+/// `commit_interval_ms`, synchronously on revoke and close) only for messages whose
+/// rows were emitted downstream, and for bad records after they were skipped or
+/// their dead-letter copy was acknowledged by the broker.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sabot/connectors/kafka/kafka_client.h"
+#include "sabot/formats/format.h"
+#include "sabot/plan/plan.h"
+#include "sabot/plan/registry.h"
+
+namespace sabot::kafka {
+
+/// What to do with a message whose value does not decode.
+enum class BadRecordPolicy {
+  kFail,        ///< the job fails, naming topic, partition, offset and reason
+  kSkip,        ///< dropped, counted in `bad_records_skipped` and logged
+  kDeadLetter,  ///< original key/value/headers + error produced to a dead-letter topic
+};
+
+arrow::Result<BadRecordPolicy> ParseBadRecordPolicy(const std::string& name);
+
+/// Where a partition starts when this job first reads it.
+enum class StartPosition { kCommitted, kEarliest, kLatest, kTimestamp };
+
+arrow::Result<StartPosition> ParseStartPosition(const std::string& name);
+
+/// Counters shared by all instances of one source node (read from any thread).
+struct KafkaSourceStats {
+  std::atomic<int64_t> messages{0};       ///< messages taken from Kafka
+  std::atomic<int64_t> bytes{0};          ///< value + key bytes of those
+  std::atomic<int64_t> rows{0};           ///< rows emitted downstream
+  std::atomic<int64_t> batches{0};        ///< batches emitted downstream
+  std::atomic<int64_t> bad_records{0};    ///< messages that failed to decode
+  std::atomic<int64_t> skipped{0};        ///< bad records dropped by policy "skip"
+  std::atomic<int64_t> dead_lettered{0};  ///< bad records acknowledged by the DLQ
+  std::atomic<int64_t> rebalances{0};     ///< assignment changes seen
+  std::atomic<int64_t> assigned{0};       ///< partitions assigned right now
+  std::atomic<int64_t> pauses{0};         ///< times the watchdog paused fetching
+  std::atomic<int64_t> commits{0};        ///< offset commits requested
+  std::atomic<int64_t> commit_failures{0};
+  std::atomic<int64_t> stale_dropped{0};  ///< prefetched messages of revoked partitions
+};
+
+/// What the instances of one source node share in one process: the partitions
+/// this job already started (a partition that moves between instances resumes
+/// from committed offsets, not from `start` again) and the end offsets of a
+/// bounded read (captured once per partition).
+class KafkaSourceShared {
+ public:
+  /// Returns true the first time it is called for (topic, partition).
+  bool MarkStarted(const std::string& topic, int32_t partition);
+  /// The end offset recorded for the partition, or records `end` and returns it.
+  int64_t EndOffset(const std::string& topic, int32_t partition, int64_t end);
+
+ private:
+  std::mutex mutex_;
+  std::set<std::pair<std::string, int32_t>> started_;
+  std::map<std::pair<std::string, int32_t>, int64_t> end_offsets_;
+};
+
+struct KafkaSourceOptions : NodeOptions {
+  std::string bootstrap;
+  /// Topic names, or a single regex pattern starting with '^'.
+  std::vector<std::string> topics;
+  /// Consumer group; empty: a fresh "sabot-<random>" group per job.
+  std::string group;
+  StartPosition start = StartPosition::kCommitted;
+  /// kTimestamp: first offset whose timestamp is >= this (epoch ms).
+  int64_t start_timestamp_ms = 0;
+  /// kCommitted, partitions without a committed offset: "earliest" or "latest".
+  std::string reset = "earliest";
+
+  FormatOptions format;
+  /// Metadata columns appended after the value columns, any of: key, topic,
+  /// partition, offset, timestamp, headers. Named `metadata_prefix + name`.
+  std::vector<std::string> metadata;
+  std::string metadata_prefix;
+
+  BadRecordPolicy bad_records = BadRecordPolicy::kFail;
+  std::string dead_letter_topic;
+
+  /// A batch is emitted at `batch_size` rows or `max_wait_ms` after its first row.
+  int64_t batch_size = 8192;
+  int64_t max_wait_ms = 20;
+  /// Bounded mode: stop once every assigned partition reached the end offset it had
+  /// when this job first read it.
+  bool stop_at_end = false;
+  /// Bounded mode with explicit ends: (topic, partition) -> stop before this offset.
+  std::map<std::pair<std::string, int32_t>, int64_t> end_offsets;
+
+  int64_t commit_interval_ms = 1000;
+  /// When the runtime has not polled for this long (downstream backpressure), the
+  /// watchdog pauses fetching of all assigned partitions; the next poll resumes.
+  int64_t pause_after_ms = 500;
+  /// Bound of librdkafka's prefetch queue per consumer.
+  int64_t max_prefetch_bytes = 32 << 20;
+  /// Passed through to librdkafka (consumer properties), after Sabot's defaults.
+  ClientConfig consumer_config;
+  /// Passed through to the dead-letter producer.
+  ClientConfig dead_letter_config;
+
+  std::shared_ptr<KafkaSourceStats> stats = std::make_shared<KafkaSourceStats>();
+  std::shared_ptr<KafkaSourceShared> shared = std::make_shared<KafkaSourceShared>();
+
+  std::string ToString() const override;
+  /// Checks option values and combinations.
+  arrow::Status Validate() const;
+};
+
+/// The schema of the metadata columns in `options.metadata` (in that order).
+arrow::Result<std::shared_ptr<arrow::Schema>> MetadataSchema(
+    const KafkaSourceOptions& options);
+
+void RegisterKafkaSource(OperatorRegistry* registry);
+
+}  // namespace sabot::kafka
