@@ -9,7 +9,8 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 
 SOURCES := $(shell find cpp examples/cpp -name '*.cc' -o -name '*.h' 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: all deps build demo test test-cpp test-python lint format bench clean kafka-up kafka-down
+.PHONY: all deps build demo test test-cpp test-python lint format bench clean kafka-up kafka-down \
+	fuzz-short fuzz
 
 all: build
 
@@ -54,8 +55,15 @@ lint: build
 test: build
 	@was_up=0; bash scripts/kafka.sh status >/dev/null 2>&1 && was_up=1; \
 	  bash scripts/kafka.sh up >/dev/null || exit 1; status=0; \
-	  SABOT_REQUIRE_KAFKA=1 $(MAKE) --no-print-directory test-cpp test-python lint || status=$$?; \
+	  SABOT_REQUIRE_KAFKA=1 $(MAKE) --no-print-directory test-cpp test-python fuzz-short lint || status=$$?; \
 	  [ $$was_up = 1 ] || bash scripts/kafka.sh down; exit $$status
+
+# libFuzzer over every message decoder: a short run in `make test`, a long one by hand.
+fuzz-short: build
+	bash scripts/fuzz.sh 10
+
+fuzz: build
+	bash scripts/fuzz.sh 600
 
 # A single-node Kafka 4.x broker (KRaft) on 127.0.0.1:19092 from Maven Central jars.
 kafka-up: $(VENV)/.sysdeps

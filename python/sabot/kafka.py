@@ -104,7 +104,7 @@ def source(
     max_wait_ms: int = 20,
     commit_interval_ms: int = 1000,
     pause_after_ms: int = 500,
-    max_prefetch_bytes: int = 32 << 20,
+    max_prefetch_bytes: int = 64 << 20,
     consumer_config: Mapping[str, Any] | None = None,
     dead_letter_config: Mapping[str, Any] | None = None,
     avro_schema: str | None = None,

@@ -213,7 +213,12 @@ class KafkaSourceReader : public SourceReader {
         {"enable.partition.eof", bounded_ ? "true" : "false"},
         {"queued.max.messages.kbytes",
          std::to_string(std::max<int64_t>(1, options_.max_prefetch_bytes / 1024))},
-        {"fetch.wait.max.ms", "100"},
+        // librdkafka stops fetching when its local queue passes either threshold
+        // and (2.0.x) waits about a second before fetching again; at hundreds of
+        // thousands of messages per second that stalls the job. Bound the
+        // prefetch by bytes only (max_prefetch_bytes), not by message count.
+        {"queued.min.messages", "10000000"},
+        {"fetch.wait.max.ms", "20"},
         {"allow.auto.create.topics", "false"},
         {"log.connection.close", "false"},
     };

@@ -116,7 +116,7 @@ struct KafkaSourceOptions : NodeOptions {
   /// watchdog pauses fetching of all assigned partitions; the next poll resumes.
   int64_t pause_after_ms = 500;
   /// Bound of librdkafka's prefetch queue per consumer.
-  int64_t max_prefetch_bytes = 32 << 20;
+  int64_t max_prefetch_bytes = 64 << 20;
   /// Passed through to librdkafka (consumer properties), after Sabot's defaults.
   ClientConfig consumer_config;
   /// Passed through to the dead-letter producer.
