@@ -176,6 +176,17 @@ struct JsonColumn {
   std::vector<std::unique_ptr<JsonColumn>> children;
   std::unordered_map<std::string_view, int> index;
   mutable std::vector<uint8_t> seen;
+
+  /// The child for object member number `position` named `key`, or -1. Messages
+  /// usually list fields in schema order, so the positional guess is tried before
+  /// the hash lookup.
+  int ChildIndex(std::string_view key, size_t position) const {
+    if (position < children.size() && children[position]->name == key) {
+      return static_cast<int>(position);
+    }
+    auto it = index.find(key);
+    return it == index.end() ? -1 : it->second;
+  }
 };
 
 arrow::Status Compile(const std::string& name,
@@ -304,10 +315,11 @@ class JsonRowReader {
                    const PathFrame* path) {
     auto& seen = column.seen;
     std::fill(seen.begin(), seen.end(), 0);
+    size_t position = 0;
     for (auto member : object) {
-      auto it = column.index.find(member.key);
-      if (it == column.index.end()) continue;
-      const auto i = static_cast<size_t>(it->second);
+      const int found = column.ChildIndex(member.key, position++);
+      if (found < 0) continue;
+      const auto i = static_cast<size_t>(found);
       if (seen[i]) continue;  // first occurrence of a duplicate key wins
       seen[i] = 1;
       const PathFrame frame{path, column.children[i]->name, 0};
@@ -411,10 +423,11 @@ class JsonRowReader {
   arrow::Status AppendObject(const JsonColumn& column, simdjson::dom::object object) {
     auto& seen = column.seen;
     std::fill(seen.begin(), seen.end(), 0);
+    size_t position = 0;
     for (auto member : object) {
-      auto it = column.index.find(member.key);
-      if (it == column.index.end()) continue;
-      const auto i = static_cast<size_t>(it->second);
+      const int found = column.ChildIndex(member.key, position++);
+      if (found < 0) continue;
+      const auto i = static_cast<size_t>(found);
       if (seen[i]) continue;
       seen[i] = 1;
       ARROW_RETURN_NOT_OK(Append(*column.children[i], member.value));
@@ -708,12 +721,24 @@ class JsonDecoder : public Decoder {
                             DecodedBatchBuilder::Make(arrow::schema({}), pool_));
       out = no_schema.get();
     }
+    // simdjson reads up to SIMDJSON_PADDING bytes past a document's end (their
+    // content does not matter). Messages followed by enough bytes of the same
+    // values buffer are parsed in place; only the last few are copied.
+    const uint8_t* values_end = messages.value_data() ? messages.value_data()->data() +
+                                                            messages.value_data()->size()
+                                                      : nullptr;
     for (int64_t i = 0; i < messages.length(); ++i) {
       if (messages.IsNull(i)) continue;
       const std::string_view bytes = messages.GetView(i);
+      const auto* start = reinterpret_cast<const uint8_t*>(bytes.data());
+      const bool in_place =
+          values_end != nullptr && values_end - (start + bytes.size()) >=
+                                       static_cast<ptrdiff_t>(simdjson::SIMDJSON_PADDING);
       simdjson::dom::element doc;
       const auto error =
-          parser_.parse(buffer_.Assign(bytes), bytes.size(), /*realloc_if_needed=*/false)
+          parser_
+              .parse(in_place ? start : buffer_.Assign(bytes), bytes.size(),
+                     /*realloc_if_needed=*/false)
               .get(doc);
       if (error != simdjson::SUCCESS) {
         out->AddError(i, std::string("invalid JSON: ") + simdjson::error_message(error));
