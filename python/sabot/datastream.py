@@ -247,6 +247,7 @@ class DataStream:
         idle_timeout: Duration = 0,
         time_unit: str = "ms",
         valid_range: tuple[int, int] | None = None,
+        per_split: str | None = None,
     ) -> DataStream:
         """Declares ``time`` the event-time column and generates watermarks per
         parallel instance (per source split when applied right after a source).
@@ -257,7 +258,13 @@ class DataStream:
         that sees no row for ``idle_timeout`` is marked idle and stops holding back
         the watermark. ``time`` is int64 in ``time_unit`` (s, ms, us, ns) or an
         Arrow timestamp. Rows with a null time or one outside ``valid_range`` (ms,
-        default 1970-01-01 .. 2200-01-01) go to :meth:`invalid_time`."""
+        default 1970-01-01 .. 2200-01-01) go to :meth:`invalid_time`.
+
+        ``per_split`` names an integer column that tells the source split of each
+        row (e.g. ``"partition"`` from a Kafka source with
+        ``metadata=["partition"]``): watermarks are then kept per split and the
+        instance emits the minimum, so one instance reading several partitions
+        never lets a fast partition overtake a slow one."""
         options: dict[str, Any] = {
             "time": time,
             "time_unit": time_unit,
@@ -265,6 +272,7 @@ class DataStream:
             "max_out_of_orderness_ms": to_millis(max_out_of_orderness),
             "idle_timeout_ms": to_millis(idle_timeout),
             "custom": None,
+            "split_column": per_split,
         }
         if custom is not None:
             user = custom

@@ -480,3 +480,30 @@ def test_early_firing_by_processing_time_interval() -> None:
     env.execute()
     kinds = out.table()["emit_kind"].to_pylist()
     assert kinds[-1] == "on_time" and "early" in kinds
+
+
+def test_per_split_watermarks_follow_the_slowest_split() -> None:
+    # One instance reads two "partitions": p0 runs 60 s ahead of p1. With a
+    # watermark per split, p1's rows are on time; with one watermark for the
+    # instance they would all be late.
+    rows = []
+    for i in range(200):
+        rows.append({"partition": 0, "ts": 60_000 + i * 100, "v": 1})
+        rows.append({"partition": 1, "ts": i * 100, "v": 1})
+    schema = pa.schema([("partition", pa.int32()), ("ts", pa.int64()), ("v", pa.int64())])
+
+    def run(per_split: str | None) -> tuple[int, int]:
+        env = sb.Environment(parallelism=1)
+        w = (
+            env.from_iterable(rows, schema=schema, batch_size=20)
+            .with_watermarks("ts", max_out_of_orderness="1s", per_split=per_split)
+            .window(sb.tumbling("10s"))
+            .agg(n=sb.count())
+        )
+        main, late = w.collect(), w.late().collect()
+        env.execute()
+        return sum(main.table()["n"].to_pylist()), late.num_rows
+
+    assert run("partition") == (400, 0)
+    on_time, late = run(None)
+    assert late > 0 and on_time + late == 400

@@ -165,6 +165,15 @@ class WatermarkAssigner : public Operator {
       ARROW_RETURN_NOT_OK(out->EmitSide("invalid_time", rejected_batch));
     }
     max_ts_ = max_ts;
+    if (!o_.split_column.empty()) {
+      ARROW_RETURN_NOT_OK(TrackSplits(*batch, times, ctx));
+      std::optional<int64_t> split_wm = SplitWatermark();
+      if (split_wm && *split_wm > emitted_) {
+        emitted_ = *split_wm;
+        return out->EmitWatermark(*split_wm);
+      }
+      return arrow::Status::OK();
+    }
     std::optional<int64_t> wm;
     if (o_.strategy == "custom") {
       ARROW_ASSIGN_OR_RAISE(wm, o_.custom(*batch, max_ts_));
@@ -190,6 +199,14 @@ class WatermarkAssigner : public Operator {
                         Collector* out) override {
     timer_pending_ = false;
     int64_t now = WallClockMillis();
+    if (!splits_.empty()) {
+      // A split that went quiet stops holding back the others.
+      std::optional<int64_t> wm = SplitWatermark();
+      if (wm && *wm > emitted_) {
+        emitted_ = *wm;
+        ARROW_RETURN_NOT_OK(out->EmitWatermark(*wm));
+      }
+    }
     if (now - last_data_ms_ >= o_.idle_timeout_ms) {
       if (!idle_) {
         idle_ = true;
@@ -203,7 +220,56 @@ class WatermarkAssigner : public Operator {
   }
 
  private:
+  struct SplitState {
+    int64_t max_ts = kMinWatermark;
+    int64_t last_data_ms = 0;
+  };
+
+  arrow::Status TrackSplits(const arrow::RecordBatch& batch,
+                            const arrow::Int64Array& times, OperatorContext* ctx) {
+    auto column = batch.GetColumnByName(o_.split_column);
+    if (!column) {
+      return arrow::Status::KeyError(ctx->operator_name, ": split column '",
+                                     o_.split_column, "' is not in the input schema (",
+                                     batch.schema()->ToString(false), ")");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto as_int, arrow::compute::Cast(*column, arrow::int64()));
+    const auto& splits = static_cast<const arrow::Int64Array&>(*as_int);
+    const int64_t now = WallClockMillis();
+    SplitState* state = nullptr;
+    int64_t current = 0;
+    for (int64_t i = 0; i < times.length(); ++i) {
+      if (times.IsNull(i) || splits.IsNull(i)) continue;
+      const int64_t t = times.Value(i);
+      if (t < o_.min_valid_ms || t > o_.max_valid_ms) continue;
+      // Rows of one split usually come together: look the split up only on change.
+      if (state == nullptr || splits.Value(i) != current) {
+        current = splits.Value(i);
+        state = &splits_[current];
+        state->last_data_ms = now;
+      }
+      if (t > state->max_ts) state->max_ts = t;
+    }
+    return arrow::Status::OK();
+  }
+
+  // The minimum over active splits of (largest event time - delay - 1).
+  std::optional<int64_t> SplitWatermark() const {
+    const int64_t delay = o_.strategy == "monotonous" ? 0 : o_.max_out_of_orderness_ms;
+    const int64_t now = WallClockMillis();
+    std::optional<int64_t> wm;
+    for (const auto& [split, state] : splits_) {
+      if (o_.idle_timeout_ms > 0 && now - state.last_data_ms >= o_.idle_timeout_ms)
+        continue;
+      if (state.max_ts == kMinWatermark) return std::nullopt;
+      int64_t w = state.max_ts - delay - 1;
+      if (!wm || w < *wm) wm = w;
+    }
+    return wm;
+  }
+
   const WatermarkOptions& o_;
+  std::unordered_map<int64_t, SplitState> splits_;
   int64_t max_ts_ = kMinWatermark;
   int64_t emitted_ = kMinWatermark;
   int64_t last_data_ms_ = 0;
@@ -225,6 +291,12 @@ void RegisterWatermarkAssigner(OperatorRegistry* registry) {
             o.strategy != "custom") {
           return arrow::Status::Invalid(node.name, ": unknown watermark strategy '",
                                         o.strategy, "' (bounded, monotonous, custom)");
+        }
+        if (!o.split_column.empty() && o.strategy == "custom") {
+          return arrow::Status::Invalid(
+              node.name,
+              ": per-split watermarks use the bounded or monotonous "
+              "strategy, not a custom function");
         }
         if (o.strategy == "custom" && !o.custom) {
           return arrow::Status::Invalid(node.name,

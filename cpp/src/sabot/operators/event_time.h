@@ -48,6 +48,12 @@ struct WatermarkOptions : NodeOptions {
   /// Declares this split idle when it produced no row for this long (0: never),
   /// so it stops holding back the watermark downstream; active again on data.
   int64_t idle_timeout_ms = 0;
+  /// Optional integer column naming the split inside this instance (e.g. the
+  /// Kafka `partition`): watermarks are then tracked per split and the
+  /// instance emits the minimum over its active splits, so a lagging partition
+  /// is never overtaken by a faster one read by the same instance. Idleness is
+  /// tracked per split too.
+  std::string split_column;
   int64_t min_valid_ms = 0;              ///< 1970-01-01
   int64_t max_valid_ms = 7258118400000;  ///< 2200-01-01
   std::string ToString() const override;

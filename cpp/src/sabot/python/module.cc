@@ -313,6 +313,9 @@ WatermarkOptions WatermarkOptionsFromPython(const nb::dict& d) {
   if (d.contains("strategy")) o.strategy = nb::cast<std::string>(d["strategy"]);
   o.max_out_of_orderness_ms = DictInt(d, "max_out_of_orderness_ms", 0);
   o.idle_timeout_ms = DictInt(d, "idle_timeout_ms", 0);
+  if (d.contains("split_column") && !d["split_column"].is_none()) {
+    o.split_column = nb::cast<std::string>(d["split_column"]);
+  }
   o.min_valid_ms = DictInt(d, "min_valid_ms", o.min_valid_ms);
   o.max_valid_ms = DictInt(d, "max_valid_ms", o.max_valid_ms);
   if (d.contains("custom") && !d["custom"].is_none()) {
