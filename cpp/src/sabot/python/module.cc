@@ -68,14 +68,15 @@ void ReleaseStreamCapsule(PyObject* capsule) {
   delete stream;
 }
 
-// Exports a batch as a (schema capsule, array capsule) pair. GIL held.
-arrow::Result<nb::tuple> BatchToCapsules(
-    const std::shared_ptr<arrow::RecordBatch>& batch) {
+// Wraps what `export_fn(array, schema)` exports in a (schema capsule, array
+// capsule) pair, the __arrow_c_array__ protocol. GIL held.
+template <typename ExportFn>
+arrow::Result<nb::tuple> ToCapsules(ExportFn&& export_fn) {
   auto* c_schema = new ArrowSchema;
   auto* c_array = new ArrowArray;
   c_schema->release = nullptr;
   c_array->release = nullptr;
-  auto st = arrow::ExportRecordBatch(*batch, c_array, c_schema);
+  auto st = export_fn(c_array, c_schema);
   if (!st.ok()) {
     delete c_schema;
     delete c_array;
@@ -88,11 +89,25 @@ arrow::Result<nb::tuple> BatchToCapsules(
   return nb::make_tuple(schema_capsule, array_capsule);
 }
 
-// Imports a (schema capsule, array capsule) pair produced by __arrow_c_array__.
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> BatchFromCapsules(
-    nb::handle pair, const std::string& what) {
+arrow::Result<nb::tuple> BatchToCapsules(
+    const std::shared_ptr<arrow::RecordBatch>& batch) {
+  return ToCapsules([&](ArrowArray* a, ArrowSchema* s) {
+    return arrow::ExportRecordBatch(*batch, a, s);
+  });
+}
+
+arrow::Result<nb::tuple> ArrayToCapsules(const arrow::Array& array) {
+  return ToCapsules(
+      [&](ArrowArray* a, ArrowSchema* s) { return arrow::ExportArray(array, a, s); });
+}
+
+// The C structs inside a (schema capsule, array capsule) pair that Python code
+// returned (from __arrow_c_array__); `what` names the function for errors.
+arrow::Result<std::pair<ArrowArray*, ArrowSchema*>> CapsulePair(nb::handle pair,
+                                                                const std::string& what,
+                                                                const char* expected) {
   if (!nb::isinstance<nb::tuple>(pair) || nb::len(pair) != 2) {
-    return arrow::Status::TypeError(what, " must return a pyarrow.RecordBatch");
+    return arrow::Status::TypeError(what, " must return a ", expected);
   }
   auto* c_schema =
       static_cast<ArrowSchema*>(PyCapsule_GetPointer(pair[0].ptr(), "arrow_schema"));
@@ -103,8 +118,13 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> BatchFromCapsules(
     return arrow::Status::TypeError(what,
                                     " returned something that is not an Arrow array");
   }
-  ARROW_ASSIGN_OR_RAISE(auto type_or_batch, arrow::ImportRecordBatch(c_array, c_schema));
-  return type_or_batch;
+  return std::make_pair(c_array, c_schema);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> BatchFromCapsules(
+    nb::handle pair, const std::string& what) {
+  ARROW_ASSIGN_OR_RAISE(auto c, CapsulePair(pair, what, "pyarrow.RecordBatch"));
+  return arrow::ImportRecordBatch(c.first, c.second);
 }
 
 arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromCapsule(nb::handle capsule) {
@@ -268,34 +288,10 @@ WindowAggregateOptions WindowOptionsFromPython(const nb::dict& w,
           -> arrow::Result<std::shared_ptr<arrow::Array>> {
         nb::gil_scoped_acquire gil;
         try {
-          auto* c_schema = new ArrowSchema;
-          auto* c_array = new ArrowArray;
-          c_schema->release = nullptr;
-          c_array->release = nullptr;
-          auto st = arrow::ExportArray(*lists, c_array, c_schema);
-          if (!st.ok()) {
-            delete c_schema;
-            delete c_array;
-            return st;
-          }
-          nb::object sc =
-              nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
-          nb::object ac =
-              nb::steal(PyCapsule_New(c_array, "arrow_array", ReleaseArrayCapsule));
-          nb::object result = (*callable.fn_)(sc, ac);
-          if (!nb::isinstance<nb::tuple>(result) || nb::len(result) != 2) {
-            return arrow::Status::TypeError(what, " must return a pyarrow.Array");
-          }
-          auto* rs = static_cast<ArrowSchema*>(
-              PyCapsule_GetPointer(result[0].ptr(), "arrow_schema"));
-          auto* ra = static_cast<ArrowArray*>(
-              PyCapsule_GetPointer(result[1].ptr(), "arrow_array"));
-          if (!rs || !ra) {
-            PyErr_Clear();
-            return arrow::Status::TypeError(
-                what, " returned something that is not an Arrow array");
-          }
-          return arrow::ImportArray(ra, rs);
+          ARROW_ASSIGN_OR_RAISE(nb::tuple args, ArrayToCapsules(*lists));
+          nb::object result = (*callable.fn_)(args[0], args[1]);
+          ARROW_ASSIGN_OR_RAISE(auto c, CapsulePair(result, what, "pyarrow.Array"));
+          return arrow::ImportArray(c.first, c.second);
         } catch (nb::python_error& e) {
           return StatusFromPython(e, what);
         }
