@@ -342,6 +342,64 @@ class DataStream:
             )
         return WindowedStream(self, spec)
 
+    # -- event-time joins (sabot/join.py) ------------------------------------
+
+    def interval_join(
+        self,
+        right: DataStream,
+        *,
+        on: Any,
+        between: tuple[Duration, Duration],
+        how: str = "inner",
+        left_time: str | None = None,
+        right_time: str | None = None,
+        time_unit: str = "ms",
+    ) -> DataStream:
+        """Interval join: rows with equal keys (``on``: a column, a list, or
+        ``(left_cols, right_cols)``) where ``right.time`` is between
+        ``left.time + between[0]`` and ``left.time + between[1]``. ``how``:
+        inner, left, right, full. See :func:`sabot.join.interval_join`."""
+        from sabot import join
+
+        return join.interval_join(
+            self,
+            right,
+            on=on,
+            between=between,
+            how=how,
+            left_time=left_time,
+            right_time=right_time,
+            time_unit=time_unit,
+        )
+
+    def window_join(
+        self,
+        right: DataStream,
+        window: Window,
+        *,
+        on: Any,
+        how: str = "inner",
+        left_time: str | None = None,
+        right_time: str | None = None,
+        time_unit: str = "ms",
+    ) -> DataStream:
+        """Window join: rows with equal keys in the same tumbling/hopping window.
+        See :func:`sabot.join.window_join`."""
+        from sabot import join
+
+        return join.window_join(
+            self,
+            right,
+            window,
+            on=on,
+            how=how,
+            left_time=left_time,
+            right_time=right_time,
+            time_unit=time_unit,
+        )
+
+    # -- end of event-time joins ----------------------------------------------
+
     # -- sinks ------------------------------------------------------------
 
     def collect(self, schema: pa.Schema | None = None) -> Collected:

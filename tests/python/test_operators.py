@@ -184,3 +184,23 @@ def test_unbounded_job_runs_until_cancelled() -> None:
     handle.cancel()
     result = handle.wait()
     assert all(t["state"] == "finished" for t in result.metrics["tasks"])
+
+
+def test_dropping_a_running_job_cancels_it_without_hanging() -> None:
+    import gc
+
+    def slow(batch: pa.RecordBatch) -> pa.RecordBatch:
+        threading.Event().wait(0.005)  # a Python UDF that holds the GIL per batch
+        return batch
+
+    env = sb.Environment(parallelism=1, num_threads=1)
+    sb.nexmark.bids(env, events=0, rate_limit=100_000).map(slow).discard()
+    handle = env.start()
+    for _ in range(500):
+        if handle.metrics()["operators"][0]["rows_out"] > 0:
+            break
+        threading.Event().wait(0.01)
+    del handle
+    env._handle = None
+    del env
+    gc.collect()  # destroys the native job: cancels, joins the workers

@@ -113,6 +113,28 @@ DataStream DataStream::Union(const std::vector<DataStream>& others) const {
   return DataStream(env_, id);
 }
 
+// --- event-time joins ------------------------------------------------------------
+
+DataStream DataStream::IntervalJoin(const DataStream& right,
+                                    IntervalJoinOptions options) const {
+  PlanEdge l = KeyBy(options.left_keys).edge();
+  PlanEdge r = right.KeyBy(options.right_keys).edge();
+  int id = env_->plan()->AddNode(
+      "interval_join", {l, r}, std::make_shared<IntervalJoinOptions>(std::move(options)));
+  return DataStream(env_, id);
+}
+
+DataStream DataStream::WindowJoin(const DataStream& right,
+                                  WindowJoinOptions options) const {
+  PlanEdge l = KeyBy(options.left_keys).edge();
+  PlanEdge r = right.KeyBy(options.right_keys).edge();
+  int id = env_->plan()->AddNode("window_join", {l, r},
+                                 std::make_shared<WindowJoinOptions>(std::move(options)));
+  return DataStream(env_, id);
+}
+
+// --- end of event-time joins -----------------------------------------------------
+
 DataStream DataStream::SetParallelism(int parallelism) const {
   env_->plan()->mutable_node(node_id_)->parallelism = parallelism;
   return *this;

@@ -23,6 +23,7 @@
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/exec/job.h"
 #include "sabot/operators/event_time.h"
+#include "sabot/operators/event_time_join.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/plan.h"
@@ -82,6 +83,16 @@ class DataStream {
   /// Windowed aggregation. Keys come from a preceding KeyBy (or options.keys);
   /// without keys the window runs as one instance over the whole stream.
   DataStream Window(WindowAggregateOptions options) const;
+  // --- event-time joins (operators/event_time_join.h) -------------------------
+  /// Interval join of this stream (left) with `right`: rows with equal keys where
+  /// right.time BETWEEN left.time + lower_ms AND left.time + upper_ms. Both sides
+  /// are hash-partitioned on their keys. Unmatched rows of outer joins are emitted
+  /// once the watermark passes their bound; late rows go to SideOutput("late").
+  DataStream IntervalJoin(const DataStream& right, IntervalJoinOptions options) const;
+  /// Window join of this stream (left) with `right`: rows with equal keys in the
+  /// same tumbling/hopping window, emitted when the watermark passes the window end.
+  DataStream WindowJoin(const DataStream& right, WindowJoinOptions options) const;
+  // --- end of event-time joins -------------------------------------------------
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.

@@ -9,6 +9,7 @@
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
 #include "sabot/operators/event_time.h"
+#include "sabot/operators/event_time_join.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
@@ -25,6 +26,8 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterUnionOperator(registry);
   RegisterWatermarkAssigner(registry);
   RegisterWindowAggregate(registry);
+  RegisterIntervalJoin(registry);
+  RegisterWindowJoin(registry);
   RegisterMemoryConnectors(registry);
   RegisterFileSource(registry);
   RegisterFileSink(registry);

@@ -17,6 +17,7 @@
 #include "sabot/connectors/file/file_sink.h"
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
 
 namespace nb = nanobind;
@@ -399,6 +400,14 @@ struct PyCollect {
 
 struct PyJob {
   std::unique_ptr<JobHandle> handle;
+  PyJob(std::unique_ptr<JobHandle> h) : handle(std::move(h)) {}
+  PyJob(const PyJob&) = delete;
+  /// Dropping a running job cancels it and joins its workers; a worker may be
+  /// waiting for the GIL (in a Python UDF), so the GIL is released meanwhile.
+  ~PyJob() {
+    nb::gil_scoped_release release;
+    handle.reset();
+  }
   nb::dict wait() {
     arrow::Result<JobResult> result;
     {
@@ -629,4 +638,5 @@ NB_MODULE(_sabot, m) {
   });
   m.def("registered_kinds", [] { return OperatorRegistry::Global()->Kinds(); });
   RegisterKafkaBindings(m);  // Kafka source, sink, admin (python/kafka_bindings.cc)
+  RegisterJoinBindings(m);   // interval and window joins (python/join_bindings.cc)
 }

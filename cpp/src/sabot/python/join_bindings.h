@@ -1,0 +1,13 @@
+// Python bindings of the event-time joins (interval_join, window_join),
+// registered into the _sabot module by module.cc.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+namespace sabot {
+
+/// Adds interval_join(left, right, options) and window_join(left, right, options)
+/// to `m`. Call after the Stream class is registered.
+void RegisterJoinBindings(nanobind::module_& m);
+
+}  // namespace sabot

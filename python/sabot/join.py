@@ -1,0 +1,133 @@
+"""Event-time joins of two streams: interval joins and window joins.
+
+    import sabot as sb
+
+    pairs = bids.interval_join(auctions, on="auction", between=("-5s", "10s"))
+    per_window = clicks.window_join(views, sb.tumbling("10s"), on="user", how="left")
+
+Output rows: the left columns, then the right columns (a right column whose name
+clashes gets the prefix ``right_``), then, for window joins, ``window_start`` and
+``window_end``. Rows with a null key never match. Outer joins (``how="left"``,
+``"right"``, ``"full"``) emit each unmatched row once, final, with the other
+side's columns null, when the watermark shows no partner can arrive any more.
+Rows behind the watermark go to ``.late()``. See docs/joins.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sabot import _sabot
+from sabot.window import Duration, Window, to_millis
+
+if TYPE_CHECKING:
+    from sabot.datastream import DataStream
+
+_HOW = ("inner", "left", "right", "full")
+
+On = str | Sequence[str] | tuple[str | Sequence[str], str | Sequence[str]]
+
+
+def _keys(on: On) -> tuple[list[str], list[str]]:
+    if isinstance(on, str):
+        return [on], [on]
+    if isinstance(on, tuple) and len(on) == 2 and not all(isinstance(x, str) for x in on):
+        left, right = on
+        lk = [left] if isinstance(left, str) else list(left)
+        rk = [right] if isinstance(right, str) else list(right)
+    elif isinstance(on, tuple) and len(on) == 2:
+        # ("a", "b"): one key column named differently on each side.
+        lk, rk = [on[0]], [on[1]]
+    else:
+        lk = rk = list(on)
+    if not lk or len(lk) != len(rk):
+        raise ValueError(f"on={on!r}: give the same number (>= 1) of left and right keys")
+    return lk, rk
+
+
+def _signed_millis(value: Duration) -> int:
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -to_millis(value.strip()[1:])
+    if isinstance(value, str) and value.strip().startswith("+"):
+        return to_millis(value.strip()[1:])
+    return to_millis(value)
+
+
+def _common(
+    left: DataStream,
+    right: DataStream,
+    on: On,
+    how: str,
+    left_time: str | None,
+    right_time: str | None,
+    time_unit: str,
+) -> dict[str, Any]:
+    if how not in _HOW:
+        raise ValueError(f"how={how!r}: use one of {', '.join(_HOW)}")
+    lk, rk = _keys(on)
+    lt = left_time or left._time
+    rt = right_time or right._time
+    if lt is None or rt is None:
+        side = "left" if lt is None else "right"
+        raise ValueError(
+            f"the {side} stream has no event-time column: call with_watermarks(...) on it "
+            f"or pass {side}_time=..."
+        )
+    return {
+        "left_keys": lk,
+        "right_keys": rk,
+        "left_time": lt,
+        "right_time": rt,
+        "how": how,
+        "time_unit": time_unit,
+    }
+
+
+def interval_join(
+    left: DataStream,
+    right: DataStream,
+    *,
+    on: On,
+    between: tuple[Duration, Duration],
+    how: str = "inner",
+    left_time: str | None = None,
+    right_time: str | None = None,
+    time_unit: str = "ms",
+) -> DataStream:
+    """Rows of ``left`` and ``right`` with equal keys where
+    ``right.time BETWEEN left.time + lower AND left.time + upper`` (inclusive),
+    ``between=(lower, upper)``; durations may be negative (``"-5s"``)."""
+    from sabot.datastream import DataStream
+
+    options = _common(left, right, on, how, left_time, right_time, time_unit)
+    lower, upper = (_signed_millis(b) for b in between)
+    if lower > upper:
+        raise ValueError(f"between={between!r}: the lower bound is above the upper bound")
+    options["lower_ms"], options["upper_ms"] = lower, upper
+    native = _sabot.interval_join(left._native, right._native, options)
+    return DataStream(left._env, native, None)
+
+
+def window_join(
+    left: DataStream,
+    right: DataStream,
+    window: Window,
+    *,
+    on: On,
+    how: str = "inner",
+    left_time: str | None = None,
+    right_time: str | None = None,
+    time_unit: str = "ms",
+) -> DataStream:
+    """Rows of ``left`` and ``right`` with equal keys in the same tumbling or
+    hopping window, emitted when the watermark passes the window's end."""
+    from sabot.datastream import DataStream
+
+    if not isinstance(window, Window) or window.kind not in ("tumbling", "hopping"):
+        raise ValueError("window_join takes sb.tumbling(...) or sb.hopping(...)")
+    options = _common(left, right, on, how, left_time, right_time, time_unit)
+    options.update(window.params)
+    options["kind"] = window.kind
+    native = _sabot.window_join(left._native, right._native, options)
+    return DataStream(left._env, native, None)
