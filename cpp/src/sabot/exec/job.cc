@@ -173,6 +173,7 @@ arrow::Status Job::Build() {
         slot.out.router = &task->router;
       }
       if (task->source) {
+        for (auto& slot : task->slots) slot->ctx.source = task->source.get();
         task->source_out.metrics = task->source_metrics;
         task->source_out.next = task->slots.empty() ? nullptr : task->slots.front().get();
         task->source_out.router = &task->router;

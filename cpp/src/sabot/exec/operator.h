@@ -60,6 +60,9 @@ struct OperatorContext {
   int64_t current_watermark = 0;
   /// This instance's timers (event time and processing time).
   TimerService* timers = nullptr;
+  /// The source reader of this task when the operator is chained to a source
+  /// (null otherwise); lets a watermark assigner ask for the active splits.
+  const class SourceReader* source = nullptr;
   /// Rows sent to side outputs nobody consumes (see Collector::EmitSide).
   std::atomic<int64_t>* side_rows_unconsumed = nullptr;
 };

@@ -5,6 +5,8 @@
 #include <arrow/result.h>
 
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "sabot/exec/operator.h"
 #include "sabot/exec/stream_element.h"
@@ -28,6 +30,13 @@ class SourceReader {
   virtual arrow::Status Open(OperatorContext* ctx) { return arrow::Status::OK(); }
   virtual arrow::Result<PollResult> Poll(StreamElement* out) = 0;
   virtual arrow::Status Close() { return arrow::Status::OK(); }
+
+  /// The splits this reader currently reads (e.g. assigned Kafka partitions),
+  /// or nullopt when the reader has no such notion. A per-split watermark
+  /// assigner chained to the source waits for every active split.
+  virtual std::optional<std::vector<int64_t>> ActiveSplits() const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace sabot

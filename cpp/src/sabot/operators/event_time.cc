@@ -3,6 +3,7 @@
 #include <arrow/compute/api_scalar.h>
 #include <arrow/compute/api_vector.h>
 
+#include "sabot/exec/source.h"
 #include "sabot/exec/timer_service.h"
 
 namespace sabot {
@@ -111,6 +112,8 @@ class WatermarkAssigner : public Operator {
                                      "': ", ts.status().message());
     }
     const auto& times = **ts;
+    source_ = ctx->source;
+    if (started_ms_ == 0) started_ms_ = WallClockMillis();
     if (idle_) {
       idle_ = false;
       ARROW_RETURN_NOT_OK(out->EmitIdle(false));
@@ -253,10 +256,25 @@ class WatermarkAssigner : public Operator {
     return arrow::Status::OK();
   }
 
-  // The minimum over active splits of (largest event time - delay - 1).
+  // The minimum over active splits of (largest event time - delay - 1). When
+  // the source knows its splits (Kafka: the assigned partitions), a split that
+  // has not delivered a row yet holds the watermark back.
   std::optional<int64_t> SplitWatermark() const {
     const int64_t delay = o_.strategy == "monotonous" ? 0 : o_.max_out_of_orderness_ms;
     const int64_t now = WallClockMillis();
+    if (source_ != nullptr) {
+      auto active = source_->ActiveSplits();
+      if (active) {
+        if (active->empty()) return std::nullopt;  // nothing assigned yet
+        // An assigned split without rows counts once it has been quiet for the
+        // idle timeout (from the first batch this assigner saw).
+        const bool unseen_may_idle =
+            o_.idle_timeout_ms > 0 && now - started_ms_ >= o_.idle_timeout_ms;
+        for (int64_t split : *active) {
+          if (splits_.count(split) == 0 && !unseen_may_idle) return std::nullopt;
+        }
+      }
+    }
     std::optional<int64_t> wm;
     for (const auto& [split, state] : splits_) {
       if (o_.idle_timeout_ms > 0 && now - state.last_data_ms >= o_.idle_timeout_ms)
@@ -269,6 +287,8 @@ class WatermarkAssigner : public Operator {
   }
 
   const WatermarkOptions& o_;
+  const SourceReader* source_ = nullptr;
+  int64_t started_ms_ = 0;
   std::unordered_map<int64_t, SplitState> splits_;
   int64_t max_ts_ = kMinWatermark;
   int64_t emitted_ = kMinWatermark;

@@ -184,6 +184,14 @@ class KafkaSourceReader : public SourceReader {
 
   ~KafkaSourceReader() override { Abandon(); }
 
+  /// The assigned partition numbers (the split ids of per-partition watermarks).
+  std::optional<std::vector<int64_t>> ActiveSplits() const override {
+    if (!assignment_received_) return std::vector<int64_t>{};
+    std::vector<int64_t> splits;
+    for (const auto& [tp, state] : assignment_) splits.push_back(tp.second);
+    return splits;
+  }
+
   arrow::Status Open(OperatorContext* ctx) override {
     ARROW_RETURN_NOT_OK(options_.Validate());
     name_ = ctx->operator_name + "[" + std::to_string(instance_) + "/" +
