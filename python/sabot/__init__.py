@@ -8,7 +8,7 @@ bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
 env.execute()
 """
 
-from sabot import join, kafka, nexmark, window
+from sabot import changelog, join, kafka, nexmark, window
 from sabot.datastream import (
     Collected,
     DataStream,
@@ -83,6 +83,7 @@ __all__ = [
     "call",
     "col",
     "lit",
+    "changelog",
     "join",
     "kafka",
     "nexmark",

@@ -398,7 +398,96 @@ class DataStream:
             time_unit=time_unit,
         )
 
+    def asof_join(
+        self,
+        right: DataStream,
+        *,
+        on: Any,
+        tolerance: Duration | None = None,
+        how: str = "inner",
+        left_time: str | None = None,
+        right_time: str | None = None,
+        time_unit: str = "ms",
+    ) -> DataStream:
+        """ASOF join: each row with the right row of equal key and the greatest
+        ``right.time <= left.time`` (within ``tolerance`` if given). ``how``:
+        inner or left. See :func:`sabot.join.asof_join`."""
+        from sabot import join
+
+        return join.asof_join(
+            self,
+            right,
+            on=on,
+            tolerance=tolerance,
+            how=how,
+            left_time=left_time,
+            right_time=right_time,
+            time_unit=time_unit,
+        )
+
+    def temporal_join(
+        self,
+        versions: DataStream,
+        *,
+        on: Any,
+        deleted: str | None = None,
+        how: str = "inner",
+        left_time: str | None = None,
+        right_time: str | None = None,
+        time_unit: str = "ms",
+    ) -> DataStream:
+        """Temporal join: each row with the version of its key valid at its time
+        in the changelog ``versions`` (``deleted``: a boolean column marking
+        deletes). See :func:`sabot.join.temporal_join`."""
+        from sabot import join
+
+        return join.temporal_join(
+            self,
+            versions,
+            on=on,
+            deleted=deleted,
+            how=how,
+            left_time=left_time,
+            right_time=right_time,
+            time_unit=time_unit,
+        )
+
     # -- end of event-time joins ----------------------------------------------
+
+    # -- updating operators (sabot/changelog.py) ------------------------------
+
+    def aggregate(self, *, state_ttl: Duration = 0, **aggregates: Aggregate) -> DataStream:
+        """Non-windowed group-by: ``key_by("k").aggregate(total=sb.sum("v"))``.
+
+        An updating stream: the keys, the aggregates and ``_op`` (int8; see
+        :mod:`sabot.changelog`). Per input batch, each touched key emits -U (its
+        previous result) then +U (its new one), or +I when it is new. Upsert key:
+        the key columns. ``state_ttl`` (processing time) drops keys untouched for
+        that long, without a retraction. Without :meth:`key_by`, one group."""
+        if not aggregates:
+            raise ValueError("aggregate() needs at least one aggregate, e.g. n=sb.count()")
+        options = {"state_ttl_ms": to_millis(state_ttl)}
+        native = _sabot.group_aggregate(self._native, options, _aggregate_dicts(aggregates))
+        return DataStream(self._env, native, None)
+
+    def deduplicate(self, *, keep: str = "first", time: str | None = None) -> DataStream:
+        """One row per key of the preceding :meth:`key_by` (an updating stream
+        with ``_op``). ``keep="first"``: +I for the first row of each key.
+        ``keep="last"``: +I, then -U/+U whenever a later row arrives. With
+        ``time``, "first"/"last" means the smallest/greatest value of that column
+        (ties: the later row wins for "last"); rows with a null time are dropped."""
+        options = {"keep": keep, "time": time}
+        return DataStream(self._env, _sabot.deduplicate(self._native, options), self._time)
+
+    def top_n(self, n: int, by: str, *, descending: bool = True, rank: bool = False) -> DataStream:
+        """The ``n`` best rows by ``by`` per key of the preceding :meth:`key_by`,
+        as an updating stream: +I for a row entering the set, -D for one leaving.
+        With ``rank=True`` a 1-based ``rank`` column is added and each rank is an
+        upsert (key, rank): -U/+U when its row changes. Ties keep the earlier row."""
+        options = {"n": n, "by": by, "descending": descending, "rank": rank}
+        return DataStream(self._env, _sabot.top_n(self._native, options), self._time)
+
+    # -- end of updating operators --------------------------------------------
 
     # -- sinks ------------------------------------------------------------
 

@@ -1,16 +1,20 @@
-"""Event-time joins of two streams: interval joins and window joins.
+"""Event-time joins of two streams: interval, window, ASOF and temporal joins.
 
     import sabot as sb
 
     pairs = bids.interval_join(auctions, on="auction", between=("-5s", "10s"))
     per_window = clicks.window_join(views, sb.tumbling("10s"), on="user", how="left")
+    with_quote = trades.asof_join(quotes, on="symbol", tolerance="1s")
+    with_rate = orders.temporal_join(rates, on="currency", deleted="gone", how="left")
 
 Output rows: the left columns, then the right columns (a right column whose name
 clashes gets the prefix ``right_``), then, for window joins, ``window_start`` and
 ``window_end``. Rows with a null key never match. Outer joins (``how="left"``,
 ``"right"``, ``"full"``) emit each unmatched row once, final, with the other
 side's columns null, when the watermark shows no partner can arrive any more.
-Rows behind the watermark go to ``.late()``. See docs/joins.md.
+Rows behind the watermark go to ``.late()``. ASOF and temporal joins emit a
+left row once the watermark reaches its time and support inner and left only.
+See docs/joins.md.
 """
 
 from __future__ import annotations
@@ -130,4 +134,63 @@ def window_join(
     options.update(window.params)
     options["kind"] = window.kind
     native = _sabot.window_join(left._native, right._native, options)
+    return DataStream(left._env, native, None)
+
+
+def _inner_or_left(how: str) -> None:
+    if how not in ("inner", "left"):
+        raise ValueError(f"how={how!r}: ASOF and temporal joins support inner and left")
+
+
+def asof_join(
+    left: DataStream,
+    right: DataStream,
+    *,
+    on: On,
+    tolerance: Duration | None = None,
+    how: str = "inner",
+    left_time: str | None = None,
+    right_time: str | None = None,
+    time_unit: str = "ms",
+) -> DataStream:
+    """Each left row with the right row of equal key and the greatest
+    ``right.time <= left.time`` (ties: the one that arrived last), if
+    ``left.time - right.time <= tolerance`` (``None``: no limit). A left row is
+    emitted once the watermark reaches its time; ``how="left"`` keeps unmatched
+    left rows with null right columns."""
+    from sabot.datastream import DataStream
+
+    _inner_or_left(how)
+    options = _common(left, right, on, how, left_time, right_time, time_unit)
+    if tolerance is not None:
+        ms = _signed_millis(tolerance)
+        if ms <= 0:
+            raise ValueError(f"tolerance={tolerance!r}: must be > 0 (None for no limit)")
+        options["tolerance_ms"] = ms
+    native = _sabot.asof_join(left._native, right._native, options)
+    return DataStream(left._env, native, None)
+
+
+def temporal_join(
+    left: DataStream,
+    versions: DataStream,
+    *,
+    on: On,
+    deleted: str | None = None,
+    how: str = "inner",
+    left_time: str | None = None,
+    right_time: str | None = None,
+    time_unit: str = "ms",
+) -> DataStream:
+    """Each left row with the version of its key valid at ``left.time`` in
+    ``versions``, the changelog of a table keyed by ``on`` (each row a new
+    version from its time on; a true value in the boolean column ``deleted``
+    deletes the key from that time on). Flink's ``FOR SYSTEM_TIME AS OF``."""
+    from sabot.datastream import DataStream
+
+    _inner_or_left(how)
+    options = _common(left, versions, on, how, left_time, right_time, time_unit)
+    if deleted is not None:
+        options["deleted"] = deleted
+    native = _sabot.temporal_join(left._native, versions._native, options)
     return DataStream(left._env, native, None)

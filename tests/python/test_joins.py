@@ -13,6 +13,16 @@ import sabot as sb
 BOUND = 300  # max out-of-orderness of the generated input (ms)
 
 
+def rows_then_pause_then(first: list[dict], last: dict):
+    """Yields `first`, waits 300 ms (so that the other join input, a few rows,
+    has delivered its watermark), then yields `last`."""
+    import threading
+
+    yield from first
+    threading.Event().wait(0.3)
+    yield last
+
+
 def gen_side(rng: random.Random, n: int, value: str, keys: int, span: int) -> pa.Table:
     """Rows with keys 0..keys-1 (some null), timestamps spread over `span`,
     shuffled so that each row is at most BOUND ms behind the largest before it."""
@@ -128,15 +138,15 @@ def test_window_join_matches_reference(how: str, parallelism: int, size: int, sl
 def test_interval_join_different_key_names_and_late_rows() -> None:
     env = sb.Environment(parallelism=1)
     left = env.from_iterable(
-        [
-            {"a": 1, "t": 1_000, "x": "early"},
-            {"a": 1, "t": 20_000, "x": "moves the watermark"},
+        rows_then_pause_then(
+            [{"a": 1, "t": 1_000, "x": "early"}, {"a": 1, "t": 20_000, "x": "moves the watermark"}],
             {"a": 1, "t": 2_000, "x": "late"},
-        ],
+        ),
         batch_size=1,
     ).with_watermarks("t")
-    # The right side's watermark is far ahead, so the left one alone decides
-    # (deterministically) which rows are late.
+    # The right side's watermark is far ahead, so once it arrived the left one
+    # alone decides which rows are late; the pause lets the (one-row) right side
+    # deliver it before the late row comes.
     right = env.from_iterable([{"b": 1, "t2": 20_500, "y": "r"}]).with_watermarks(
         "t2", custom=lambda batch, max_ms: 1_000_000
     )

@@ -133,7 +133,58 @@ DataStream DataStream::WindowJoin(const DataStream& right,
   return DataStream(env_, id);
 }
 
+DataStream DataStream::AsofJoin(const DataStream& right, AsofJoinOptions options) const {
+  PlanEdge l = KeyBy(options.left_keys).edge();
+  PlanEdge r = right.KeyBy(options.right_keys).edge();
+  int id = env_->plan()->AddNode("asof_join", {l, r},
+                                 std::make_shared<AsofJoinOptions>(std::move(options)));
+  return DataStream(env_, id);
+}
+
+DataStream DataStream::TemporalJoin(const DataStream& versions,
+                                    TemporalJoinOptions options) const {
+  PlanEdge l = KeyBy(options.left_keys).edge();
+  PlanEdge r = versions.KeyBy(options.right_keys).edge();
+  int id = env_->plan()->AddNode(
+      "temporal_join", {l, r}, std::make_shared<TemporalJoinOptions>(std::move(options)));
+  return DataStream(env_, id);
+}
+
 // --- end of event-time joins -----------------------------------------------------
+
+// --- updating operators ----------------------------------------------------------
+
+DataStream DataStream::ApplyKeyed(
+    const std::string& kind, std::vector<std::string>* keys,
+    std::function<std::shared_ptr<const NodeOptions>()> make) const {
+  if (keys->empty() && partitioning_ == Partitioning::kHash) *keys = keys_;
+  const bool keyed = !keys->empty();
+  DataStream input = *this;
+  if (keyed && (partitioning_ != Partitioning::kHash || keys_ != *keys))
+    input = KeyBy(*keys);
+  DataStream result = input.Apply(kind, make());
+  if (!keyed) result.SetParallelism(1);
+  return result;
+}
+
+DataStream DataStream::GroupAggregate(GroupAggregateOptions options) const {
+  return ApplyKeyed("group_aggregate", &options.keys, [&] {
+    return std::make_shared<GroupAggregateOptions>(std::move(options));
+  });
+}
+
+DataStream DataStream::Deduplicate(DeduplicateOptions options) const {
+  return ApplyKeyed("deduplicate", &options.keys, [&] {
+    return std::make_shared<DeduplicateOptions>(std::move(options));
+  });
+}
+
+DataStream DataStream::TopN(TopNOptions options) const {
+  return ApplyKeyed("top_n", &options.keys,
+                    [&] { return std::make_shared<TopNOptions>(std::move(options)); });
+}
+
+// --- end of updating operators ---------------------------------------------------
 
 DataStream DataStream::SetParallelism(int parallelism) const {
   env_->plan()->mutable_node(node_id_)->parallelism = parallelism;

@@ -16,15 +16,19 @@
 #include <arrow/result.h>
 #include <arrow/table.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/exec/job.h"
+#include "sabot/operators/deduplicate.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
+#include "sabot/operators/group_aggregate.h"
 #include "sabot/operators/map.h"
+#include "sabot/operators/top_n.h"
 #include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/plan.h"
 
@@ -92,7 +96,28 @@ class DataStream {
   /// Window join of this stream (left) with `right`: rows with equal keys in the
   /// same tumbling/hopping window, emitted when the watermark passes the window end.
   DataStream WindowJoin(const DataStream& right, WindowJoinOptions options) const;
+  /// ASOF join of this stream (left) with `right`: each left row with the right
+  /// row of equal key and the greatest right.time <= left.time (within
+  /// tolerance_ms if > 0), emitted once the watermark reaches left.time. Inner or
+  /// left; late left rows go to SideOutput("late").
+  DataStream AsofJoin(const DataStream& right, AsofJoinOptions options) const;
+  /// Temporal join of this stream (left) with `versions`, the changelog of a
+  /// table versioned by the key: each left row with the version valid at
+  /// left.time unless it is a delete. Emitted like AsofJoin; inner or left.
+  DataStream TemporalJoin(const DataStream& versions, TemporalJoinOptions options) const;
   // --- end of event-time joins -------------------------------------------------
+  // --- updating operators (operators/changelog.h) -----------------------------
+  /// These emit updating streams: the output carries an int8 `_op` column
+  /// (ChangeOp). Keys come from a preceding KeyBy when options.keys is empty;
+  /// without keys the operator runs as one instance over the whole stream.
+  ///
+  /// Non-windowed group-by: per input batch, -U/+U (or +I) for each touched key.
+  DataStream GroupAggregate(GroupAggregateOptions options) const;
+  /// One row per key: keep first or keep last (by arrival or event time).
+  DataStream Deduplicate(DeduplicateOptions options) const;
+  /// The N best rows per key: +I entering, -D leaving (or -U/+U per rank).
+  DataStream TopN(TopNOptions options) const;
+  // --- end of updating operators -----------------------------------------------
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.
@@ -108,6 +133,9 @@ class DataStream {
   const std::shared_ptr<StreamEnvironment>& env() const { return env_; }
 
  private:
+  /// Applies a keyed updating operator: keys from KeyBy if `keys` is empty.
+  DataStream ApplyKeyed(const std::string& kind, std::vector<std::string>* keys,
+                        std::function<std::shared_ptr<const NodeOptions>()> make) const;
   DataStream WithEdge(Partitioning p, std::vector<std::string> keys = {}) const;
   PlanEdge edge() const { return PlanEdge{node_id_, partitioning_, keys_, side_output_}; }
 

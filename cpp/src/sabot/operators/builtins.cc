@@ -8,11 +8,14 @@
 #include "sabot/connectors/kafka/kafka_source.h"
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/operators/deduplicate.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/filter.h"
+#include "sabot/operators/group_aggregate.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
+#include "sabot/operators/top_n.h"
 #include "sabot/operators/union.h"
 #include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/registry.h"
@@ -26,8 +29,12 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterUnionOperator(registry);
   RegisterWatermarkAssigner(registry);
   RegisterWindowAggregate(registry);
+  RegisterGroupAggregate(registry);
+  RegisterDeduplicate(registry);
+  RegisterTopN(registry);
   RegisterIntervalJoin(registry);
   RegisterWindowJoin(registry);
+  RegisterAsofJoins(registry);
   RegisterMemoryConnectors(registry);
   RegisterFileSource(registry);
   RegisterFileSink(registry);

@@ -10,6 +10,7 @@
 
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
+#include "sabot/operators/key_table.h"
 
 namespace sabot {
 
@@ -55,83 +56,6 @@ int64_t FloorTo(int64_t t, int64_t size, int64_t offset) {
   if (x % size != 0 && x < 0) --q;
   return q * size + offset;
 }
-
-// ---------------------------------------------------------------------------
-// Keys -> dense group ids.
-
-class KeyTable {
- public:
-  static arrow::Result<std::unique_ptr<KeyTable>> Make(
-      const std::vector<std::shared_ptr<arrow::DataType>>& key_types,
-      bool keep_key_values, cp::ExecContext* ctx, arrow::MemoryPool* pool) {
-    auto t = std::make_unique<KeyTable>();
-    t->pool_ = pool;
-    if (!key_types.empty()) {
-      std::vector<arrow::TypeHolder> holders(key_types.begin(), key_types.end());
-      ARROW_ASSIGN_OR_RAISE(t->grouper_, cp::Grouper::Make(holders, ctx));
-      if (keep_key_values) {
-        for (const auto& type : key_types) {
-          AggregateSpec first{"first", "key", "key", nullptr};
-          ARROW_ASSIGN_OR_RAISE(auto acc, MakeAccumulator(first, type, pool));
-          t->key_values_.push_back(std::move(acc));
-        }
-      }
-    }
-    return t;
-  }
-
-  /// Group id of each row of `keys` (the key columns).
-  arrow::Result<std::shared_ptr<arrow::UInt32Array>> Consume(
-      const std::vector<std::shared_ptr<arrow::Array>>& keys, int64_t length) {
-    if (!grouper_) {
-      num_groups_ = std::max<uint32_t>(num_groups_, length > 0 ? 1 : 0);
-      ARROW_ASSIGN_OR_RAISE(auto zeros, arrow::AllocateBuffer(length * 4, pool_));
-      std::memset(zeros->mutable_data(), 0, static_cast<size_t>(length * 4));
-      return std::make_shared<arrow::UInt32Array>(length, std::move(zeros));
-    }
-    std::vector<cp::ExecValue> values;
-    for (const auto& k : keys) values.emplace_back(*k->data());
-    cp::ExecSpan span(values, length);
-    ARROW_ASSIGN_OR_RAISE(arrow::Datum ids, grouper_->Consume(span));
-    auto id_array = std::static_pointer_cast<arrow::UInt32Array>(ids.make_array());
-    num_groups_ = grouper_->num_groups();
-    for (size_t i = 0; i < key_values_.size(); ++i) {
-      key_values_[i]->Resize(num_groups_);
-      ARROW_RETURN_NOT_OK(
-          key_values_[i]->Consume(keys[i], id_array->raw_values(), length));
-    }
-    return id_array;
-  }
-
-  uint32_t num_groups() const { return num_groups_; }
-  bool keyed() const { return grouper_ != nullptr; }
-
-  /// Key columns of every group, in id order.
-  arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> AllKeys() {
-    std::vector<std::shared_ptr<arrow::Array>> out;
-    if (!grouper_) return out;
-    ARROW_ASSIGN_OR_RAISE(auto uniques, grouper_->GetUniques());
-    for (const auto& v : uniques.values) out.push_back(v.make_array());
-    return out;
-  }
-
-  /// Key columns of `ids` (needs keep_key_values).
-  arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> KeysOf(
-      const std::vector<uint32_t>& ids) {
-    std::vector<std::shared_ptr<arrow::Array>> out;
-    for (auto& kv : key_values_) {
-      ARROW_ASSIGN_OR_RAISE(auto a, kv->Finalize(ids));
-      out.push_back(std::move(a));
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<cp::Grouper> grouper_;
-  std::vector<std::unique_ptr<Accumulator>> key_values_;
-  uint32_t num_groups_ = 0;
-  arrow::MemoryPool* pool_ = nullptr;
-};
 
 // Accumulators for a set of groups.
 struct GroupState {

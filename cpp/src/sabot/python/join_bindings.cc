@@ -1,6 +1,6 @@
-// Python bindings of the event-time joins. Options arrive as a dict built by
-// python/sabot/join.py (which documents them); bad options raise ValueError
-// here, at the binding edge.
+// Python bindings of the event-time joins (interval, window, asof, temporal). Options
+// arrive as a dict built by python/sabot/join.py (which documents them); bad options
+// raise ValueError here, at the binding edge.
 #include "sabot/python/join_bindings.h"
 
 #include <nanobind/stl/string.h>
@@ -68,6 +68,24 @@ void RegisterJoinBindings(nb::module_& m) {
         return left.WindowJoin(right, std::move(o));
       },
       nb::arg("left"), nb::arg("right"), nb::arg("options"));
+  m.def(
+      "asof_join",
+      [](const DataStream& left, const DataStream& right, nb::dict d) {
+        AsofJoinOptions o;
+        ReadCommon(d, &o);
+        o.tolerance_ms = Get<int64_t>(d, "tolerance_ms", 0);
+        return left.AsofJoin(right, std::move(o));
+      },
+      nb::arg("left"), nb::arg("right"), nb::arg("options"));
+  m.def(
+      "temporal_join",
+      [](const DataStream& left, const DataStream& versions, nb::dict d) {
+        TemporalJoinOptions o;
+        ReadCommon(d, &o);
+        o.deleted_column = Get<std::string>(d, "deleted", "");
+        return left.TemporalJoin(versions, std::move(o));
+      },
+      nb::arg("left"), nb::arg("versions"), nb::arg("options"));
 }
 
 }  // namespace sabot

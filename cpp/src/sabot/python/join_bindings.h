@@ -1,4 +1,5 @@
-// Python bindings of the event-time joins (interval_join, window_join),
+// Python bindings of the event-time joins (interval_join, window_join,
+// asof_join, temporal_join),
 // registered into the _sabot module by module.cc.
 #pragma once
 
@@ -6,8 +7,8 @@
 
 namespace sabot {
 
-/// Adds interval_join(left, right, options) and window_join(left, right, options)
-/// to `m`. Call after the Stream class is registered.
+/// Adds interval_join, window_join, asof_join and temporal_join (each
+/// (left, right, options)) to `m`. Call after the Stream class is registered.
 void RegisterJoinBindings(nanobind::module_& m);
 
 }  // namespace sabot

@@ -17,6 +17,7 @@
 #include "sabot/connectors/file/file_sink.h"
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/python/changelog_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
 
@@ -637,6 +638,7 @@ NB_MODULE(_sabot, m) {
     return SchemaToCapsule(schema);
   });
   m.def("registered_kinds", [] { return OperatorRegistry::Global()->Kinds(); });
-  RegisterKafkaBindings(m);  // Kafka source, sink, admin (python/kafka_bindings.cc)
-  RegisterJoinBindings(m);   // interval and window joins (python/join_bindings.cc)
+  RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
+  RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
+  RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
 }
