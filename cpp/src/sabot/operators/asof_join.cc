@@ -15,27 +15,15 @@
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
+#include "sabot/operators/join_output.h"
 
 namespace sabot {
 
 namespace cp = arrow::compute;
 
-namespace {
-
-std::string KeysToString(const std::vector<std::string>& l,
-                         const std::vector<std::string>& r) {
-  std::string s;
-  for (size_t i = 0; i < l.size(); ++i) {
-    s += (i ? ", " : "") + l[i] + " = " + (i < r.size() ? r[i] : "?");
-  }
-  return s;
-}
-
-}  // namespace
-
 std::string AsofJoinOptions::ToString() const {
   return std::string("asof_join(") + JoinTypeName(type) + ", " +
-         KeysToString(left_keys, right_keys) + ", right." + right_time + " <= left." +
+         JoinKeysToString(left_keys, right_keys) + ", right." + right_time + " <= left." +
          left_time +
          (tolerance_ms > 0 ? " within " + std::to_string(tolerance_ms) + " ms" : "") +
          ")";
@@ -43,7 +31,7 @@ std::string AsofJoinOptions::ToString() const {
 
 std::string TemporalJoinOptions::ToString() const {
   return std::string("temporal_join(") + JoinTypeName(type) + ", " +
-         KeysToString(left_keys, right_keys) + ", version " + right_time +
+         JoinKeysToString(left_keys, right_keys) + ", version " + right_time +
          " as of left." + left_time +
          (deleted_column.empty() ? "" : ", deleted " + deleted_column) + ")";
 }

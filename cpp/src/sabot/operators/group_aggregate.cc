@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "sabot/exec/partitioner.h"
 #include "sabot/operators/changelog.h"
 #include "sabot/operators/key_table.h"
 
@@ -135,14 +136,8 @@ class GroupAggregateOperator : public Operator {
     const std::string& name = ctx->operator_name;
     std::vector<std::shared_ptr<arrow::DataType>> key_types;
     arrow::FieldVector fields;
-    for (const auto& k : o_.keys) {
-      const int i = schema.GetFieldIndex(k);
-      if (i < 0) {
-        return arrow::Status::KeyError(name, ": key column '", k,
-                                       "' is not in the input schema (",
-                                       schema.ToString(false), ")");
-      }
-      key_indices_.push_back(i);
+    ARROW_ASSIGN_OR_RAISE(key_indices_, ResolveKeyColumns(schema, o_.keys, name));
+    for (int i : key_indices_) {
       key_types.push_back(schema.field(i)->type());
       fields.push_back(schema.field(i));
     }

@@ -12,23 +12,11 @@
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
+#include "sabot/operators/join_output.h"
 
 namespace sabot {
 
 namespace cp = arrow::compute;
-
-namespace {
-
-std::string JoinKeysToString(const std::vector<std::string>& l,
-                             const std::vector<std::string>& r) {
-  std::string s;
-  for (size_t i = 0; i < l.size(); ++i) {
-    s += (i ? ", " : "") + l[i] + " = " + (i < r.size() ? r[i] : "?");
-  }
-  return s;
-}
-
-}  // namespace
 
 std::string IntervalJoinOptions::ToString() const {
   return std::string("interval_join(") + JoinTypeName(type) + ", " +

@@ -9,6 +9,15 @@
 
 namespace sabot {
 
+std::string JoinKeysToString(const std::vector<std::string>& left,
+                             const std::vector<std::string>& right) {
+  std::string s;
+  for (size_t i = 0; i < left.size(); ++i) {
+    s += (i ? ", " : "") + left[i] + " = " + (i < right.size() ? right[i] : "?");
+  }
+  return s;
+}
+
 namespace cp = arrow::compute;
 
 arrow::Result<JoinType> JoinTypeFromString(const std::string& name) {

@@ -21,6 +21,9 @@ enum class JoinType : uint8_t { kInner, kLeft, kRight, kFull };
 /// "full_outer").
 arrow::Result<JoinType> JoinTypeFromString(const std::string& name);
 const char* JoinTypeName(JoinType type);
+/// "l1 = r1, l2 = r2" for plan descriptions.
+std::string JoinKeysToString(const std::vector<std::string>& left,
+                             const std::vector<std::string>& right);
 
 /// Whether unmatched rows of side `side` (0 left, 1 right) are emitted.
 inline bool EmitsUnmatched(JoinType type, int side) {

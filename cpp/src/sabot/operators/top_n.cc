@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "sabot/exec/partitioner.h"
 #include "sabot/operators/changelog.h"
 #include "sabot/operators/key_table.h"
 #include "sabot/operators/retained_rows.h"
@@ -146,16 +147,9 @@ class TopNOperator : public Operator {
   arrow::Status Init(const arrow::Schema& schema, OperatorContext* ctx) {
     pool_ = ctx->pool;
     std::vector<std::shared_ptr<arrow::DataType>> key_types;
-    for (const auto& k : o_.keys) {
-      const int i = schema.GetFieldIndex(k);
-      if (i < 0) {
-        return arrow::Status::KeyError(ctx->operator_name, ": key column '", k,
-                                       "' is not in the input schema (",
-                                       schema.ToString(false), ")");
-      }
-      key_indices_.push_back(i);
-      key_types.push_back(schema.field(i)->type());
-    }
+    ARROW_ASSIGN_OR_RAISE(key_indices_,
+                          ResolveKeyColumns(schema, o_.keys, ctx->operator_name));
+    for (int i : key_indices_) key_types.push_back(schema.field(i)->type());
     by_index_ = schema.GetFieldIndex(o_.by);
     if (by_index_ < 0) {
       return arrow::Status::KeyError(ctx->operator_name, ": order column '", o_.by,

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "sabot/exec/partitioner.h"
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/key_table.h"
@@ -184,16 +185,8 @@ class WindowAggregateOperator : public Operator {
     name_ = ctx->operator_name;
     pool_ = ctx->pool;
     exec_ = ctx->exec_context;
-    for (const auto& k : o_.keys) {
-      int i = schema.GetFieldIndex(k);
-      if (i < 0) {
-        return arrow::Status::KeyError(name_, ": key column '", k,
-                                       "' is not in the input schema (",
-                                       schema.ToString(false), ")");
-      }
-      key_indices_.push_back(i);
-      key_types_.push_back(schema.field(i)->type());
-    }
+    ARROW_ASSIGN_OR_RAISE(key_indices_, ResolveKeyColumns(schema, o_.keys, name_));
+    for (int i : key_indices_) key_types_.push_back(schema.field(i)->type());
     if (!o_.time_column.empty() && !o_.processing_time) {
       time_index_ = schema.GetFieldIndex(o_.time_column);
       if (time_index_ < 0) {
