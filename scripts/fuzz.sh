@@ -23,7 +23,8 @@ if ! command -v "$CXX" >/dev/null 2>&1 ||
   echo "fuzz.sh: installing clang-14 and libclang-rt-14-dev"
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get install -y clang-14 libclang-rt-14-dev
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-14 libclang-rt-14-dev >/dev/null
 fi
 
 read -r PA_INC PA_LIB PA_SO < <("$PY" -c \
