@@ -24,6 +24,24 @@
 
 namespace sabot {
 
+/// Checkpointing of a job (see docs/checkpoints.md for the directory layout).
+struct CheckpointOptions {
+  /// Where completed checkpoints are kept; empty: checkpoints are taken (and
+  /// acknowledged) but not persisted.
+  std::string directory;
+  /// Periodic checkpoints every `interval_ms`; 0: only when triggered.
+  int64_t interval_ms = 0;
+  /// Completed checkpoints kept; older ones are deleted.
+  int retain = 3;
+  /// Consecutive failed checkpoints tolerated before the job fails.
+  int tolerable_failures = 3;
+  /// Barriers overtake buffered data (unaligned checkpoints).
+  bool unaligned = false;
+  /// Restore on start: "" (fresh start), "latest" (latest completed checkpoint
+  /// in `directory`, fresh when none), or the path of a checkpoint/savepoint.
+  std::string restore_from;
+};
+
 struct JobOptions {
   /// Default parallelism of operators that set none; 0 = number of cores.
   int parallelism = 0;
@@ -36,6 +54,10 @@ struct JobOptions {
   int64_t memory_cap_bytes = 0;
   /// Number of key groups; the upper bound of any operator's parallelism.
   int max_parallelism = 128;
+  /// Stable job name: names checkpoints, transactional ids, consumer groups.
+  std::string job_name = "sabot-job";
+  CheckpointOptions checkpoint;
+  StateConfig state;
 };
 
 /// Physical planning: a node joins its upstream's chain when the edge is forward,

@@ -202,8 +202,8 @@ class RecordOperator : public Operator {
     Log(wm == kMaxWatermark ? "wm:max" : "wm:" + std::to_string(wm));
     return out->EmitWatermark(wm);
   }
-  arrow::Status SnapshotState(int64_t id, OperatorContext*) override {
-    Log("snapshot:" + std::to_string(id));
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext*) override {
+    Log("snapshot:" + std::to_string(writer->checkpoint_id()));
     return arrow::Status::OK();
   }
   arrow::Status Close(OperatorContext*, Collector*) override {

@@ -5,8 +5,10 @@
 /// and needs no locks. The runtime (not the operator) merges watermarks from
 /// several inputs, aligns checkpoint barriers and signals end of stream.
 ///
-/// Lifecycle: Open -> (ProcessBatch | OnWatermark | SnapshotState)* -> Close.
-/// Close is called once at end of input and may emit final results.
+/// Lifecycle: Open -> (ProcessBatch | OnWatermark | OnTimer | SnapshotState |
+/// NotifyCheckpointComplete)* -> Close. Close is called once at end of input and
+/// may emit final results. When the job restores from a checkpoint, Open finds
+/// the operator's state in ctx->restore.
 #pragma once
 
 #include <arrow/compute/exec.h>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "sabot/exec/timer_service.h"
+#include "sabot/state/snapshot.h"
 
 namespace sabot {
 
@@ -49,6 +52,16 @@ struct StateDescriptor {
   std::string kind;  // "value", "list", "map", ...
 };
 
+/// Where keyed state lives (see state/): the job's choice of backend.
+struct StateConfig {
+  std::string backend = "memory";  ///< "memory" or "rocksdb"
+  /// Local working directory of disk-backed state (one subdirectory per
+  /// operator instance); empty: a temporary directory.
+  std::string local_dir;
+  /// Memory budget of a RocksDB instance (block cache + write buffers).
+  int64_t rocksdb_memory_bytes = 64 << 20;
+};
+
 /// Runtime facts and services available to an operator instance.
 struct OperatorContext {
   std::string operator_name;  ///< e.g. "filter#3"
@@ -65,6 +78,14 @@ struct OperatorContext {
   const class SourceReader* source = nullptr;
   /// Rows sent to side outputs nobody consumes (see Collector::EmitSide).
   std::atomic<int64_t>* side_rows_unconsumed = nullptr;
+  /// The key groups this instance owns.
+  KeyGroupRange key_groups;
+  /// The state to restore from, valid during Open only; null on a fresh start.
+  SnapshotReader* restore = nullptr;
+  /// The job's state backend choice.
+  const StateConfig* state = nullptr;
+  /// Stable name of the job (sinks derive transactional ids from it).
+  std::string job_name;
 };
 
 class Operator {
@@ -98,9 +119,19 @@ class Operator {
     return out->EmitIdle(idle);
   }
 
-  /// Barrier `checkpoint_id` is aligned on every input: persist state. The runtime
-  /// forwards the barrier afterwards.
-  virtual arrow::Status SnapshotState(int64_t checkpoint_id, OperatorContext* ctx) {
+  /// Barrier `writer->checkpoint_id()` is aligned on every input: hand the
+  /// state to `writer` (the synchronous part: copy or share immutable batches;
+  /// the writer persists them asynchronously). The runtime forwards the barrier
+  /// afterwards.
+  virtual arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) {
+    return arrow::Status::OK();
+  }
+
+  /// Checkpoint `checkpoint_id` is complete (durable, every task acknowledged):
+  /// commit what was pre-committed for it (sink transactions, file renames).
+  /// Called on the task's thread; a later id implies the earlier ones.
+  virtual arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id,
+                                                 OperatorContext* ctx) {
     return arrow::Status::OK();
   }
 

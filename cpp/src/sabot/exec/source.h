@@ -27,7 +27,18 @@ enum class PollResult {
 class SourceReader {
  public:
   virtual ~SourceReader() = default;
+  /// Restores the read position from ctx->restore when it is set.
   virtual arrow::Status Open(OperatorContext* ctx) { return arrow::Status::OK(); }
+  /// Writes the read position (per split, as operator state, so a restore at
+  /// another parallelism can hand each split to its new reader).
+  virtual arrow::Status SnapshotState(SnapshotWriter* writer) {
+    return arrow::Status::OK();
+  }
+  /// Checkpoint `checkpoint_id` is complete (e.g. commit Kafka offsets for
+  /// monitoring).
+  virtual arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id) {
+    return arrow::Status::OK();
+  }
   virtual arrow::Result<PollResult> Poll(StreamElement* out) = 0;
   virtual arrow::Status Close() { return arrow::Status::OK(); }
 

@@ -294,9 +294,14 @@ arrow::Status Task::Open() {
 Collector* Task::head() { return &source_out; }
 
 arrow::Status Task::Snapshot(int64_t checkpoint_id) {
+  // Placeholder until the checkpoint storage lands: state is handed to an
+  // in-memory snapshot that is dropped.
+  MemorySnapshot snapshot(checkpoint_id);
   for (auto& slot : slots) {
+    auto writer = snapshot.Writer(slot->ctx.operator_name, slot->ctx.instance_index,
+                                  slot->ctx.parallelism);
     ARROW_RETURN_NOT_OK(
-        WithOperator(slot->op->SnapshotState(checkpoint_id, &slot->ctx), slot->ctx));
+        WithOperator(slot->op->SnapshotState(writer.get(), &slot->ctx), slot->ctx));
   }
   router.Broadcast(StreamElement::Barrier(checkpoint_id));
   job_->AcknowledgeCheckpoint(checkpoint_id);
