@@ -484,7 +484,8 @@ inline std::string CellOf(const arrow::Array& a, int64_t i) {
       const auto& l = static_cast<const arrow::ListArray&>(a);
       std::string s = "[";
       for (int64_t j = l.value_offset(i); j < l.value_offset(i + 1); ++j) {
-        s += (j > l.value_offset(i) ? "," : "") + CellOf(*l.values(), j);
+        if (j > l.value_offset(i)) s += ',';
+        s += CellOf(*l.values(), j);
       }
       return s + "]";
     }
@@ -511,8 +512,10 @@ inline std::vector<std::string> SortedRows(
     }
     for (int64_t i = 0; i < b->num_rows(); ++i) {
       std::string row;
-      for (size_t c = 0; c < cols.size(); ++c)
-        row += (c ? "|" : "") + CellOf(*cols[c], i);
+      for (size_t c = 0; c < cols.size(); ++c) {
+        if (c) row += '|';
+        row += CellOf(*cols[c], i);
+      }
       rows.push_back(std::move(row));
     }
   }
@@ -523,7 +526,10 @@ inline std::vector<std::string> SortedRows(
 /// Joins cells into a row string (for references).
 inline std::string Row(const std::vector<std::string>& cells) {
   std::string row;
-  for (size_t c = 0; c < cells.size(); ++c) row += (c ? "|" : "") + cells[c];
+  for (size_t c = 0; c < cells.size(); ++c) {
+    if (c) row += '|';
+    row += cells[c];
+  }
   return row;
 }
 

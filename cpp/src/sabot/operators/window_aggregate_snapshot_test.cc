@@ -524,5 +524,75 @@ TEST(WindowAggregateSnapshotTest, GlobalWindowsWithCountTrigger) {
   }
 }
 
+TEST(WindowAggregateSnapshotTest, EarlyFiringCounterRestoresIntoTheSameInstance) {
+  // Early firings every N rows count per instance: at an unchanged parallelism
+  // the restored counters make the run identical, early rows included.
+  auto input = MakeInput(18, 1200, 7, 4, 80);
+  auto o = std::make_shared<WindowAggregateOptions>();
+  o->keys = {"k"};
+  o->time_column = "ts";
+  o->window.kind = WindowSpec::Kind::kTumbling;
+  o->window.size_ms = 200;
+  o->trigger.every_rows = 70;
+  o->aggregates = AllAggregates();
+  auto node = MakeNode("window_aggregate", o);
+  Driver driver{node.get(), {{"k"}}};
+  for (double fraction : {0.3, 0.6}) {
+    auto run = driver.RunWithRestore(
+        2, 2, input.steps, snapshot_test::CutAfterWatermark(input.steps, fraction));
+    ASSERT_TRUE(run.ok()) << run.status().ToString();
+    std::vector<std::string> kinds;
+    for (const auto& row : SortedRows((*run)->straight.main, {"emit_kind"}))
+      if (kinds.empty() || kinds.back() != row) kinds.push_back(row);
+    EXPECT_EQ(kinds, (std::vector<std::string>{"early", "on_time"}));
+    EXPECT_ROWS_EQ(SortedRows((*run)->restored.main), SortedRows((*run)->straight.main));
+  }
+}
+
+TEST(WindowAggregateSnapshotTest, ProcessingTimeWindowsGetTheirTimersBack) {
+  // Rows are assigned by the wall clock; a one-hour window holds them all (or
+  // two windows across an hour boundary). After a restore at another
+  // parallelism the open windows fire by their timers again, with every row.
+  auto o = std::make_shared<WindowAggregateOptions>();
+  o->keys = {"k"};
+  o->processing_time = true;
+  o->window.kind = WindowSpec::Kind::kTumbling;
+  o->window.size_ms = 3'600'000;
+  o->aggregates = {{"count", "", "n", nullptr}, {"sum", "v", "sum", nullptr}};
+  auto node = MakeNode("window_aggregate", o);
+  auto input = MakeInput(19, 300, 5, 4, 50);
+  std::vector<Step> batches;
+  int64_t rows = 0;
+  for (const auto& step : input.steps) {
+    if (!step.batch) continue;
+    batches.push_back(step);
+    rows += step.batch->num_rows();
+  }
+  auto old_op = snapshot_test::ParallelOperator::Make(*node, 2);
+  ASSERT_TRUE(old_op.ok());
+  Driver driver{node.get(), {{"k"}}};
+  const size_t cut = batches.size() / 2;
+  ASSERT_TRUE(driver.Feed(old_op->get(), batches, 0, cut).ok());
+  snapshot_test::RecordedSnapshot snapshot(1);
+  ASSERT_TRUE((*old_op)->Snapshot(&snapshot).ok());
+  EXPECT_GT(snapshot.RowsIn("panes"), 0);
+  MemorySnapshot memory(1);
+  ASSERT_TRUE(snapshot.ToMemorySnapshot(&memory).ok());
+  auto restored = snapshot_test::ParallelOperator::Make(*node, 3, 128, &memory);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  size_t timers = 0;
+  for (int i = 0; i < 3; ++i)
+    timers += (*restored)->instance(i).timers.num_processing_timers();
+  EXPECT_GT(timers, 0u) << "restored processing-time windows must have timers";
+  ASSERT_TRUE(driver.Feed(restored->get(), batches, cut, batches.size()).ok());
+  ASSERT_TRUE((*restored)->FireProcessingTimers(WallClockMillis() + 3 * 3'600'000).ok());
+  int64_t counted = 0;
+  for (const auto& b : (*restored)->Output()) {
+    const auto& n = static_cast<const arrow::Int64Array&>(*b->GetColumnByName("n"));
+    for (int64_t i = 0; i < n.length(); ++i) counted += n.Value(i);
+  }
+  EXPECT_EQ(counted, rows);
+}
+
 }  // namespace
 }  // namespace sabot
