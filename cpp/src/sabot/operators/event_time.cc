@@ -360,7 +360,8 @@ class WatermarkAssigner : public Operator {
   // below what was emitted. Per-split maxima wait until their split shows up.
   arrow::Status Restore(OperatorContext* ctx) {
     ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
-    if (!metas.empty()) {
+    if (metas.empty()) return arrow::Status::OK();  // nothing of this assigner was saved
+    {
       const int index = ctx->instance_index, parallelism = ctx->parallelism;
       const int64_t min_emitted = MinMetaValue(metas, "emitted", kMinWatermark);
       const int64_t min_max_ts = MinMetaValue(metas, "max_ts", kMinWatermark);
