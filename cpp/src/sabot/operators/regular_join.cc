@@ -25,6 +25,7 @@
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/changelog.h"
 #include "sabot/operators/key_table.h"
+#include "sabot/operators/row_gather.h"
 
 namespace sabot {
 
@@ -119,207 +120,30 @@ struct Side {
 
 // --- gathering rows from retained batches -------------------------------------
 
-/// Builds column `c` of `side` for the rows `ids` (kNoRow: null).
-class Gatherer {
- public:
-  Gatherer(const Side& side, const uint64_t* ids, int64_t n, arrow::MemoryPool* pool)
-      : side_(side), ids_(ids), n_(n), pool_(pool) {
-    local_.resize(static_cast<size_t>(n));
-    offset_.resize(static_cast<size_t>(n));
-    std::vector<int32_t>& slot = scratch();
-    slot.assign(side.batches.size(), -1);
-    for (int64_t i = 0; i < n; ++i) {
-      const uint64_t id = ids[i];
-      if (id == kNoRow) {
-        local_[i] = -1;
-        any_padding_ = true;
-        continue;
-      }
-      const uint32_t b = side.row_batch[id];
-      if (slot[b] < 0) {
-        slot[b] = static_cast<int32_t>(used_.size());
-        used_.push_back(b);
-      }
-      local_[i] = slot[b];
-      offset_[i] = static_cast<int64_t>(id - side.batch_first[b]);
-    }
-  }
-
-  arrow::Result<std::shared_ptr<arrow::Array>> Column(int c) {
-    const auto& type = side_.data_schema->field(c)->type();
-    std::vector<const arrow::ArrayData*> sources;
-    bool any_null = any_padding_;
-    for (uint32_t b : used_) {
-      sources.push_back(side_.batches[b]->column_data(c).get());
-      if (sources.back()->GetNullCount() != 0) any_null = true;
-    }
-    if (sources.empty()) return arrow::MakeArrayOfNull(type, n_, pool_);
-    std::shared_ptr<arrow::Buffer> validity;
-    int64_t null_count = 0;
-    if (any_null) {
-      ARROW_ASSIGN_OR_RAISE(validity, arrow::AllocateBitmap(n_, pool_));
-      uint8_t* bits = validity->mutable_data();
-      for (int64_t i = 0; i < n_; ++i) {
-        bool valid = false;
-        if (local_[i] >= 0) {
-          const arrow::ArrayData* d = sources[local_[i]];
-          const uint8_t* v = d->buffers[0] ? d->buffers[0]->data() : nullptr;
-          valid = v == nullptr || arrow::bit_util::GetBit(v, d->offset + offset_[i]);
-        }
-        arrow::bit_util::SetBitTo(bits, i, valid);
-        null_count += !valid;
-      }
-    }
-    const arrow::Type::type id = type->id();
-    if (id == arrow::Type::NA) return arrow::MakeArrayOfNull(type, n_, pool_);
-    if (id == arrow::Type::STRING || id == arrow::Type::BINARY) {
-      return Binary<int32_t>(type, sources, std::move(validity), null_count);
-    }
-    if (id == arrow::Type::LARGE_STRING || id == arrow::Type::LARGE_BINARY) {
-      return Binary<int64_t>(type, sources, std::move(validity), null_count);
-    }
-    if (id == arrow::Type::BOOL) {
-      ARROW_ASSIGN_OR_RAISE(auto values, arrow::AllocateBitmap(n_, pool_));
-      uint8_t* out = values->mutable_data();
-      for (int64_t i = 0; i < n_; ++i) {
-        bool bit = false;
-        if (local_[i] >= 0) {
-          const arrow::ArrayData* d = sources[local_[i]];
-          bit = arrow::bit_util::GetBit(d->buffers[1]->data(), d->offset + offset_[i]);
-        }
-        arrow::bit_util::SetBitTo(out, i, bit);
-      }
-      return arrow::MakeArray(arrow::ArrayData::Make(
-          type, n_, {std::move(validity), std::move(values)}, null_count));
-    }
-    if (arrow::is_fixed_width(id) && id != arrow::Type::DICTIONARY &&
-        id != arrow::Type::FIXED_SIZE_LIST && id != arrow::Type::EXTENSION) {
-      const int width = type->byte_width();
-      if (width > 0) {
-        switch (width) {
-          case 1:
-            return Fixed<1>(type, sources, std::move(validity), null_count);
-          case 2:
-            return Fixed<2>(type, sources, std::move(validity), null_count);
-          case 4:
-            return Fixed<4>(type, sources, std::move(validity), null_count);
-          case 8:
-            return Fixed<8>(type, sources, std::move(validity), null_count);
-          case 16:
-            return Fixed<16>(type, sources, std::move(validity), null_count);
-          default:
-            break;
-        }
-      }
-    }
-    return Generic(type, sources);
-  }
-
- private:
-  static std::vector<int32_t>& scratch() {
-    thread_local std::vector<int32_t> slot;
-    return slot;
-  }
-
-  template <int kWidth>
-  arrow::Result<std::shared_ptr<arrow::Array>> Fixed(
-      const std::shared_ptr<arrow::DataType>& type,
-      const std::vector<const arrow::ArrayData*>& sources,
-      std::shared_ptr<arrow::Buffer> validity, int64_t null_count) {
-    std::vector<const uint8_t*> base;
-    for (const auto* d : sources)
-      base.push_back(d->buffers[1]->data() + d->offset * kWidth);
-    ARROW_ASSIGN_OR_RAISE(auto values, arrow::AllocateBuffer(n_ * kWidth, pool_));
-    uint8_t* out = values->mutable_data();
-    for (int64_t i = 0; i < n_; ++i) {
-      if (local_[i] >= 0) {
-        std::memcpy(out + i * kWidth, base[local_[i]] + offset_[i] * kWidth, kWidth);
-      } else {
-        std::memset(out + i * kWidth, 0, kWidth);
-      }
-    }
-    return arrow::MakeArray(arrow::ArrayData::Make(
-        type, n_, {std::move(validity), std::move(values)}, null_count));
-  }
-
-  template <typename Offset>
-  arrow::Result<std::shared_ptr<arrow::Array>> Binary(
-      const std::shared_ptr<arrow::DataType>& type,
-      const std::vector<const arrow::ArrayData*>& sources,
-      std::shared_ptr<arrow::Buffer> validity, int64_t null_count) {
-    std::vector<const Offset*> offsets;
-    std::vector<const uint8_t*> bytes;
-    for (const auto* d : sources) {
-      offsets.push_back(d->GetValues<Offset>(1));
-      bytes.push_back(d->buffers[2] ? d->buffers[2]->data() : nullptr);
-    }
-    ARROW_ASSIGN_OR_RAISE(auto out_offsets,
-                          arrow::AllocateBuffer((n_ + 1) * sizeof(Offset), pool_));
-    auto* o = reinterpret_cast<Offset*>(out_offsets->mutable_data());
-    int64_t total = 0;
-    o[0] = 0;
-    for (int64_t i = 0; i < n_; ++i) {
-      if (local_[i] >= 0) {
-        const Offset* off = offsets[local_[i]];
-        total += off[offset_[i] + 1] - off[offset_[i]];
-      }
-      o[i + 1] = static_cast<Offset>(total);
-    }
-    if (sizeof(Offset) == 4 && total > INT32_MAX) {
-      return arrow::Status::CapacityError("regular_join: more than 2 GiB of '",
-                                          type->ToString(), "' data in one output batch");
-    }
-    ARROW_ASSIGN_OR_RAISE(auto data, arrow::AllocateBuffer(total, pool_));
-    uint8_t* out = data->mutable_data();
-    for (int64_t i = 0; i < n_; ++i) {
-      if (local_[i] < 0) continue;
-      const Offset* off = offsets[local_[i]];
-      const int64_t len = off[offset_[i] + 1] - off[offset_[i]];
-      if (len > 0) std::memcpy(out + o[i], bytes[local_[i]] + off[offset_[i]], len);
-    }
-    return arrow::MakeArray(arrow::ArrayData::Make(
-        type, n_, {std::move(validity), std::move(out_offsets), std::move(data)},
-        null_count));
-  }
-
-  // Any other type: append slices through a builder.
-  arrow::Result<std::shared_ptr<arrow::Array>> Generic(
-      const std::shared_ptr<arrow::DataType>& type,
-      const std::vector<const arrow::ArrayData*>& sources) {
-    std::vector<arrow::ArraySpan> spans;
-    for (const auto* d : sources) spans.emplace_back(*d);
-    std::unique_ptr<arrow::ArrayBuilder> builder;
-    ARROW_RETURN_NOT_OK(arrow::MakeBuilder(pool_, type, &builder));
-    ARROW_RETURN_NOT_OK(builder->Reserve(n_));
-    for (int64_t i = 0; i < n_; ++i) {
-      if (local_[i] < 0) {
-        ARROW_RETURN_NOT_OK(builder->AppendNull());
-      } else {
-        ARROW_RETURN_NOT_OK(builder->AppendArraySlice(spans[local_[i]], offset_[i], 1));
-      }
-    }
-    return builder->Finish();
-  }
-
-  const Side& side_;
-  const uint64_t* ids_;
-  int64_t n_;
-  arrow::MemoryPool* pool_;
-  std::vector<int32_t> local_;   // index into used_ of each row's batch, -1: null
-  std::vector<int64_t> offset_;  // row within that batch
-  std::vector<uint32_t> used_;   // batches referenced
-  bool any_padding_ = false;
-};
-
+/// Columns of `side` for the rows `ids` (kNoRow: null).
 arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> GatherSide(
     const Side& side, const uint64_t* ids, int64_t n, arrow::MemoryPool* pool) {
-  Gatherer g(side, ids, n, pool);
-  std::vector<std::shared_ptr<arrow::Array>> out;
-  for (int c = 0; c < side.data_schema->num_fields(); ++c) {
-    ARROW_ASSIGN_OR_RAISE(auto a, g.Column(c));
-    out.push_back(std::move(a));
+  thread_local std::vector<int32_t> slot;  // batch -> index in refs.batches
+  slot.assign(side.batches.size(), -1);
+  RowRefs refs;
+  refs.source.resize(static_cast<size_t>(n));
+  refs.row.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t id = ids[i];
+    if (id == kNoRow) {
+      refs.source[i] = -1;
+      refs.row[i] = 0;
+      continue;
+    }
+    const uint32_t b = side.row_batch[id];
+    if (slot[b] < 0) {
+      slot[b] = static_cast<int32_t>(refs.batches.size());
+      refs.batches.push_back(side.batches[b].get());
+    }
+    refs.source[i] = slot[b];
+    refs.row[i] = static_cast<int64_t>(id - side.batch_first[b]);
   }
-  return out;
+  return GatherColumns(refs, *side.data_schema, pool);
 }
 
 // --- the operator ---------------------------------------------------------------
