@@ -480,6 +480,37 @@ class DataStream:
 
     # -- end of event-time joins ----------------------------------------------
 
+    # -- regular join (sabot/join.py) -------------------------------------------
+
+    def join(
+        self,
+        right: DataStream,
+        *,
+        on: Any,
+        how: str = "inner",
+        state_ttl: Duration | None = None,
+        left_ttl: Duration | None = None,
+        right_ttl: Duration | None = None,
+    ) -> DataStream:
+        """Regular (unbounded) join on equal keys (``on``: a column, a list, or
+        ``(left_cols, right_cols)``), over append-only or updating inputs.
+        ``how``: inner, left, right, full. Updating output (+I/-D with ``_op``)
+        unless inner over two append-only inputs. ``state_ttl`` drops rows not
+        written for that long (processing time). See :func:`sabot.join.regular_join`."""
+        from sabot import join
+
+        return join.regular_join(
+            self,
+            right,
+            on=on,
+            how=how,
+            state_ttl=state_ttl,
+            left_ttl=left_ttl,
+            right_ttl=right_ttl,
+        )
+
+    # -- end of regular join ----------------------------------------------------
+
     # -- updating operators (sabot/changelog.py) ------------------------------
 
     def aggregate(self, *, state_ttl: Duration = 0, **aggregates: Aggregate) -> DataStream:

@@ -21,6 +21,7 @@
 #include "sabot/python/checkpoint_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
+#include "sabot/python/regular_join_bindings.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -642,8 +643,9 @@ NB_MODULE(_sabot, m) {
     return SchemaToCapsule(schema);
   });
   m.def("registered_kinds", [] { return OperatorRegistry::Global()->Kinds(); });
-  RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
-  RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
-  RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
-  RegisterCheckpointBindings(m);  // checkpoints (python/checkpoint_bindings.cc)
+  RegisterKafkaBindings(m);        // Kafka source, sink, admin (python/kafka_bindings.cc)
+  RegisterJoinBindings(m);         // interval and window joins (python/join_bindings.cc)
+  RegisterChangelogBindings(m);    // updating operators (python/changelog_bindings.cc)
+  RegisterCheckpointBindings(m);   // checkpoints (python/checkpoint_bindings.cc)
+  RegisterRegularJoinBindings(m);  // regular join (python/regular_join_bindings.cc)
 }
