@@ -15,6 +15,7 @@
 #include "sabot/operators/group_aggregate.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
+#include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
 #include "sabot/operators/union.h"
 #include "sabot/operators/window_aggregate.h"
@@ -35,6 +36,7 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterIntervalJoin(registry);
   RegisterWindowJoin(registry);
   RegisterAsofJoins(registry);
+  RegisterRegularJoin(registry);
   RegisterMemoryConnectors(registry);
   RegisterFileSource(registry);
   RegisterFileSink(registry);
