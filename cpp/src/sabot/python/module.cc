@@ -645,5 +645,6 @@ NB_MODULE(_sabot, m) {
   RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
   RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
   RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
-  RegisterCheckpointBindings(m);  // checkpoints (python/checkpoint_bindings.cc)
+  // Checkpoints, savepoints, restore (python/checkpoint_bindings.cc).
+  RegisterCheckpointBindings(m);
 }
