@@ -333,26 +333,35 @@ arrow::Status Task::Open() {
     source_ctx.restore = nullptr;
     ARROW_RETURN_NOT_OK(WithOperator(st, source_ctx));
   }
-  std::unique_ptr<checkpoint::FileSnapshotReader> head_reader;
-  for (size_t k = 0; k < slots.size(); ++k) {
-    auto& slot = *slots[k];
+  std::vector<std::unique_ptr<checkpoint::FileSnapshotReader>> readers;
+  for (auto& slot_ptr : slots) {
+    auto& slot = *slot_ptr;
     auto reader =
         checkpoints->NewReader(slot.uid, slot.ctx.instance_index, slot.ctx.parallelism);
     slot.ctx.restore = reader.get();
     auto st = slot.op->Open(&slot.ctx);
     slot.ctx.restore = nullptr;
     ARROW_RETURN_NOT_OK(WithOperator(st, slot.ctx));
-    if (k == 0 && !source) head_reader = std::move(reader);
+    readers.push_back(std::move(reader));
   }
-  if (head_reader) ARROW_RETURN_NOT_OK(RestoreChannelState(head_reader.get()));
+  // Channel state goes to the operator it was recorded for, also when that
+  // operator is chained in this run (its input is then input 0).
+  for (size_t k = 0; k < slots.size(); ++k) {
+    if (readers[k])
+      ARROW_RETURN_NOT_OK(RestoreChannelState(slots[k].get(), readers[k].get()));
+  }
   return arrow::Status::OK();
 }
 
-arrow::Status Task::RestoreChannelState(checkpoint::FileSnapshotReader* reader) {
+arrow::Status Task::RestoreChannelState(OperatorSlot* slot,
+                                        checkpoint::FileSnapshotReader* reader) {
   // Batches an unaligned checkpoint recorded in flight: replayed before any
   // new input, in the order of their logical inputs.
-  OperatorSlot& head = *slots.front();
   const std::string prefix = kChannelStateTablePrefix;
+  int num_inputs = 1;
+  if (slot == slots.front().get() && !source) {
+    for (const auto& in : inputs) num_inputs = std::max(num_inputs, in.logical_input + 1);
+  }
   for (const auto& table : reader->KeyedTables()) {
     if (table.rfind(prefix, 0) != 0) continue;
     const std::string suffix = table.substr(prefix.size());
@@ -361,16 +370,14 @@ arrow::Status Task::RestoreChannelState(checkpoint::FileSnapshotReader* reader) 
       input = std::stoi(suffix);
     } catch (...) {
     }
-    int num_inputs = 0;
-    for (const auto& in : inputs) num_inputs = std::max(num_inputs, in.logical_input + 1);
     if (input < 0 || input >= num_inputs) {
-      return arrow::Status::Invalid("operator '", head.ctx.operator_name,
+      return arrow::Status::Invalid("operator '", slot->ctx.operator_name,
                                     "': the checkpoint holds channel state of input ",
                                     suffix, " but the operator has ", num_inputs,
                                     " input(s)");
     }
     ARROW_ASSIGN_OR_RAISE(auto batches, reader->ReadKeyed(table));
-    for (const auto& batch : batches) ARROW_RETURN_NOT_OK(head.Process(input, batch));
+    for (const auto& batch : batches) ARROW_RETURN_NOT_OK(slot->Process(input, batch));
   }
   return arrow::Status::OK();
 }

@@ -172,7 +172,8 @@ class Task {
   arrow::Status MaybeFinishUnaligned();
   arrow::Status RecordChannelState(InputChannelState* input,
                                    const std::shared_ptr<arrow::RecordBatch>& batch);
-  arrow::Status RestoreChannelState(checkpoint::FileSnapshotReader* reader);
+  arrow::Status RestoreChannelState(OperatorSlot* slot,
+                                    checkpoint::FileSnapshotReader* reader);
   /// Snapshots the source and every operator (the synchronous part), then
   /// forwards the barrier downstream.
   arrow::Status SnapshotAndForward(int64_t checkpoint_id);
