@@ -27,6 +27,7 @@
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/group_aggregate.h"
+#include "sabot/operators/keyed_process.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/top_n.h"
 #include "sabot/operators/window_aggregate.h"
@@ -118,6 +119,12 @@ class DataStream {
   /// The N best rows per key: +I entering, -D leaving (or -U/+U per rank).
   DataStream TopN(TopNOptions options) const;
   // --- end of updating operators -----------------------------------------------
+  // --- keyed state (operators/keyed_process.h) ---------------------------------
+  /// A user function with keyed state over each batch. Keys come from a
+  /// preceding KeyBy when options.keys is empty; without keys the function runs
+  /// as one instance with one (global) key.
+  DataStream Process(KeyedProcessOptions options) const;
+  // --- end of keyed state --------------------------------------------------------
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.

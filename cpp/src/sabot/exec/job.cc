@@ -145,6 +145,9 @@ arrow::Status Job::Build() {
         ctx.max_parallelism = options_.max_parallelism;
         ctx.pool = pool_;
         ctx.exec_context = exec_context_.get();
+        ctx.key_groups = KeyGroupRange::ForInstance(i, p, options_.max_parallelism);
+        ctx.state = &options_.state;
+        ctx.job_name = options_.job_name;
         return ctx;
       };
       size_t first_op = 0;
