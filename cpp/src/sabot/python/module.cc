@@ -20,6 +20,7 @@
 #include "sabot/python/changelog_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
+#include "sabot/python/state_bindings.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -641,4 +642,5 @@ NB_MODULE(_sabot, m) {
   RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
   RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
   RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
+  RegisterStateBindings(m);      // keyed state (python/state_bindings.cc)
 }
