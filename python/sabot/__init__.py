@@ -8,7 +8,7 @@ bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
 env.execute()
 """
 
-from sabot import changelog, join, kafka, nexmark, window
+from sabot import changelog, join, kafka, nexmark, state, window
 from sabot.datastream import (
     Collected,
     DataStream,
@@ -87,4 +87,5 @@ __all__ = [
     "join",
     "kafka",
     "nexmark",
+    "state",
 ]

@@ -546,6 +546,26 @@ class DataStream:
 
     # -- end of updating operators --------------------------------------------
 
+    # -- keyed state (sabot/state.py) -------------------------------------------
+
+    def process(
+        self, fn: Any, *, schema: pa.Schema | None = None, name: str | None = None
+    ) -> DataStream:
+        """Runs a keyed function with state over each batch of a keyed stream:
+        ``stream.key_by("k").process(MyFn())``. ``fn`` has ``open(ctx)``, where it
+        declares states (``ctx.value_state("count", pa.int64(), ttl_ms=...)``,
+        list, map, reducing, aggregating), and ``process_batch(batch, ctx)``,
+        which reads and writes the state of the batch's keys in bulk
+        (``get_many``/``put_many`` with the key column values) and returns a
+        RecordBatch, a Table, a list of them or None. The GIL is taken once per
+        batch. ``schema`` (optional) declares the output schema. See
+        :mod:`sabot.state` and docs/state.md."""
+        from sabot import state
+
+        return state.process(self, fn, schema=schema, name=name)
+
+    # -- end of keyed state ------------------------------------------------------
+
     # -- sinks ------------------------------------------------------------
 
     def collect(self, schema: pa.Schema | None = None) -> Collected:
@@ -728,6 +748,33 @@ class Environment:
         return DataStream(self, self._native.from_nexmark(config, parallelism))
 
     # -- running ------------------------------------------------------------
+
+    # -- keyed state (sabot/state.py) -------------------------------------------
+
+    def set_state_backend(
+        self,
+        backend: str = "memory",
+        *,
+        local_dir: str | os.PathLike[str] | None = None,
+        rocksdb_memory_bytes: int = 64 << 20,
+    ) -> Environment:
+        """Where keyed state lives (deduplicate and ``process()`` state):
+        ``"memory"`` (hash maps in the job's memory pool, so ``memory_cap_bytes``
+        bounds them) or ``"rocksdb"`` (one database per operator instance under
+        ``local_dir`` or the temp directory, bounded by ``rocksdb_memory_bytes``
+        of block cache and write buffers: state larger than memory). Returns
+        the environment."""
+        from sabot import state
+
+        state.set_state_backend(
+            self,
+            backend,
+            local_dir=os.fspath(local_dir) if local_dir is not None else None,
+            rocksdb_memory_bytes=rocksdb_memory_bytes,
+        )
+        return self
+
+    # -- end of keyed state ------------------------------------------------------
 
     def plan_json(self) -> str:
         """The logical plan as JSON."""

@@ -217,6 +217,16 @@ DataStream DataStream::Join(const DataStream& right, RegularJoinOptions options)
 
 // --- end of regular join -----------------------------------------------------------
 
+// --- keyed state (operators/keyed_process.h) -----------------------------------------
+
+DataStream DataStream::Process(KeyedProcessOptions options) const {
+  return ApplyKeyed("keyed_process", &options.keys, [&] {
+    return std::make_shared<KeyedProcessOptions>(std::move(options));
+  });
+}
+
+// --- end of keyed state --------------------------------------------------------------
+
 DataStream DataStream::SetParallelism(int parallelism) const {
   env_->plan()->mutable_node(node_id_)->parallelism = parallelism;
   return *this;

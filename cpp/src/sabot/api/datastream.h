@@ -27,6 +27,7 @@
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/group_aggregate.h"
+#include "sabot/operators/keyed_process.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
@@ -126,6 +127,13 @@ class DataStream {
   /// join of two append-only inputs.
   DataStream Join(const DataStream& right, RegularJoinOptions options) const;
   // --- end of regular join -----------------------------------------------------
+
+  // --- keyed state (operators/keyed_process.h) ---------------------------------
+  /// A user function with keyed state over each batch. Keys come from a
+  /// preceding KeyBy when options.keys is empty; without keys the function runs
+  /// as one instance with one (global) key.
+  DataStream Process(KeyedProcessOptions options) const;
+  // --- end of keyed state --------------------------------------------------------
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.

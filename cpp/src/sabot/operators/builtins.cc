@@ -13,6 +13,7 @@
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/group_aggregate.h"
+#include "sabot/operators/keyed_process.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
 #include "sabot/operators/regular_join.h"
@@ -33,6 +34,7 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterGroupAggregate(registry);
   RegisterDeduplicate(registry);
   RegisterTopN(registry);
+  RegisterKeyedProcess(registry);  // user keyed state (operators/keyed_process.h)
   RegisterIntervalJoin(registry);
   RegisterWindowJoin(registry);
   RegisterAsofJoins(registry);
