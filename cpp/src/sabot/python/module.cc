@@ -20,6 +20,7 @@
 #include "sabot/python/changelog_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
+#include "sabot/python/lookup_bindings.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -641,4 +642,7 @@ NB_MODULE(_sabot, m) {
   RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
   RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
   RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
+  RegisterLookupBindings(m);     // lookup join, PostgreSQL (python/lookup_bindings.cc)
+  RegisterViewBindings(m);       // materialized views, HTTP (python/views_bindings.cc)
+  RegisterUpsertBindings(m);     // upsert sinks (python/upsert_bindings.cc)
 }
