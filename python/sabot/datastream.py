@@ -566,6 +566,52 @@ class DataStream:
 
     # -- end of keyed state ------------------------------------------------------
 
+    # -- lookup join, materialized views, upsert sinks (sabot/lookup.py, ----
+    # -- sabot/views.py, sabot/upsert.py) ------------------------------------
+
+    def lookup_join(self, table: Any, *, on: str | Sequence[str], **options: Any) -> DataStream:
+        """Enriches each row with the rows of an external table whose key equals
+        the row's ``on`` columns: ``orders.lookup_join(sb.postgres_table(dsn,
+        "customers", key="id"), on="customer_id", how="left")``. Lookups run on
+        threads of their own, with an LRU cache; options (how, cache_max_entries,
+        cache_ttl, max_in_flight, ordered, ...) as :func:`sabot.lookup.lookup_join`.
+        The result has a ``lookup_stats`` attribute."""
+        from sabot import lookup
+
+        return lookup.lookup_join(self, table, on=on, **options)
+
+    def lookup_errors(self) -> DataStream:
+        """Rows of a ``lookup_join(..., on_error="dead_letter")`` whose lookup
+        failed, with an ``error`` column."""
+        return self._derive(self._native.side_output("lookup_errors"))
+
+    def materialize(self, name: str, *, key: str | Sequence[str]) -> Any:
+        """Maintains the materialized view ``name`` (the latest row per ``key``),
+        readable while the job runs: ``view.get(k)``, ``view.scan()`` and over
+        HTTP (:func:`sabot.views.serve`). Returns a :class:`sabot.views.View`."""
+        from sabot import views
+
+        return views.materialize(self, name, key=key)
+
+    def write_kafka_upsert(self, topic: str, *, key: str | Sequence[str], **options: Any) -> Any:
+        """Upserts by ``key`` into ``topic`` (deletes as tombstones); options as
+        :func:`sabot.upsert.kafka`. Returns its stats."""
+        from sabot import upsert
+
+        return upsert.kafka(self, topic, key=key, **options)
+
+    def write_upsert_files(
+        self, path: str | os.PathLike[str], *, key: str | Sequence[str], format: str = "parquet"
+    ) -> Any:
+        """The latest row per ``key`` as ``path/part-<i>.<format>`` (parquet or
+        csv), rewritten on every checkpoint and at the end; see
+        :func:`sabot.upsert.files`."""
+        from sabot import upsert
+
+        return upsert.files(self, path, key=key, format=format)
+
+    # -- end of lookup join, materialized views, upsert sinks ------------------
+
     # -- sinks ------------------------------------------------------------
 
     def collect(self, schema: pa.Schema | None = None) -> Collected:

@@ -21,6 +21,7 @@
 #include "sabot/python/checkpoint_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
+#include "sabot/python/lookup_bindings.h"
 #include "sabot/python/regular_join_bindings.h"
 #include "sabot/python/state_bindings.h"
 
@@ -650,4 +651,7 @@ NB_MODULE(_sabot, m) {
   RegisterCheckpointBindings(m);   // checkpoints (python/checkpoint_bindings.cc)
   RegisterRegularJoinBindings(m);  // regular join (python/regular_join_bindings.cc)
   RegisterStateBindings(m);        // keyed state (python/state_bindings.cc)
+  RegisterLookupBindings(m);       // lookup join, PostgreSQL (python/lookup_bindings.cc)
+  RegisterViewBindings(m);         // materialized views, HTTP (python/views_bindings.cc)
+  RegisterUpsertBindings(m);       // upsert sinks (python/upsert_bindings.cc)
 }
