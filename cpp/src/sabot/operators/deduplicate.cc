@@ -47,9 +47,12 @@ class DeduplicateOperator : public Operator {
     }
     const bool arrival_first = !o_.keep_last && time_index_ < 0;
     const int64_t base = arrival_first ? 0 : rows_.Add(batch);
-    // The winning row per key after this batch, and its row before the batch.
+    // The winning row per key after this batch, and its row before the batch
+    // (previous_ is kept across batches and reset only where touched, so a
+    // batch costs O(its rows), not O(keys)).
     std::vector<uint32_t> touched;
-    std::vector<int64_t> previous(num_groups, kNone - 1);  // kNone - 1: not touched
+    previous_.resize(num_groups, kNone - 1);  // kNone - 1: not touched
+    auto& previous = previous_;
     const uint32_t* gid = ids->raw_values();
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t g = gid[i];
@@ -74,6 +77,11 @@ class DeduplicateOperator : public Operator {
       current_[g] = base + i;
       current_time_[g] = t;
     }
+    std::vector<int64_t> before(touched.size());
+    for (size_t t = 0; t < touched.size(); ++t) {
+      before[t] = previous[touched[t]];
+      previous[touched[t]] = kNone - 1;
+    }
     if (touched.empty()) return arrow::Status::OK();
     std::vector<ChangeOp> ops;
     if (arrival_first) {
@@ -92,9 +100,10 @@ class DeduplicateOperator : public Operator {
       return out->Emit(std::move(result));
     }
     std::vector<int64_t> rows;
-    for (uint32_t g : touched) {
-      if (previous[g] != kNone) {
-        rows.push_back(previous[g]);
+    for (size_t t = 0; t < touched.size(); ++t) {
+      const uint32_t g = touched[t];
+      if (before[t] != kNone) {
+        rows.push_back(before[t]);
         ops.push_back(ChangeOp::kUpdateBefore);
         ops.push_back(ChangeOp::kUpdateAfter);
       } else {
@@ -151,6 +160,7 @@ class DeduplicateOperator : public Operator {
   std::unique_ptr<KeyTable> key_table_;
   std::vector<int64_t> current_;  // row id of each key's row (kNone: none yet)
   std::vector<int64_t> current_time_;
+  std::vector<int64_t> previous_;  // per key, scratch of ProcessBatch
   RetainedRows rows_;
 };
 
