@@ -359,6 +359,8 @@ struct Instance {
 
 std::vector<Instance> MakeInstances(const PlanNode& node, int parallelism,
                                     MemorySnapshot* restore_from) {
+  // The compute functions conditions use (a job initializes them itself).
+  EXPECT_TRUE(InitializeRuntime().ok());
   std::vector<Instance> out(static_cast<size_t>(parallelism));
   for (int i = 0; i < parallelism; ++i) {
     auto& in = out[i];
