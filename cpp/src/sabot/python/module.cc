@@ -639,8 +639,9 @@ NB_MODULE(_sabot, m) {
     return SchemaToCapsule(schema);
   });
   m.def("registered_kinds", [] { return OperatorRegistry::Global()->Kinds(); });
-  RegisterKafkaBindings(m);        // Kafka source, sink, admin (python/kafka_bindings.cc)
-  RegisterJoinBindings(m);         // interval and window joins (python/join_bindings.cc)
-  RegisterChangelogBindings(m);    // updating operators (python/changelog_bindings.cc)
-  RegisterRegularJoinBindings(m);  // regular join (python/regular_join_bindings.cc)
+  RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
+  RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
+  RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
+  // Regular join (python/regular_join_bindings.cc).
+  RegisterRegularJoinBindings(m);
 }
