@@ -488,6 +488,8 @@ class DataStream:
         *,
         on: Any,
         how: str = "inner",
+        where: pc.Expression | None = None,
+        unique: str | None = None,
         state_ttl: Duration | None = None,
         left_ttl: Duration | None = None,
         right_ttl: Duration | None = None,
@@ -495,7 +497,9 @@ class DataStream:
         """Regular (unbounded) join on equal keys (``on``: a column, a list, or
         ``(left_cols, right_cols)``), over append-only or updating inputs.
         ``how``: inner, left, right, full. Updating output (+I/-D with ``_op``)
-        unless inner over two append-only inputs. ``state_ttl`` drops rows not
+        unless inner over two append-only inputs. ``where``: an extra condition
+        over the output columns. ``unique="right"``/``"left"``: that side has at
+        most one row per key (keeps less state). ``state_ttl`` drops rows not
         written for that long (processing time). See :func:`sabot.join.regular_join`."""
         from sabot import join
 
@@ -504,6 +508,8 @@ class DataStream:
             right,
             on=on,
             how=how,
+            where=where,
+            unique=unique,
             state_ttl=state_ttl,
             left_ttl=left_ttl,
             right_ttl=right_ttl,
