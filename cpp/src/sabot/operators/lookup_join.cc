@@ -231,7 +231,7 @@ class LookupJoin : public Operator {
     std::shared_ptr<Request> request;
     std::unordered_set<std::string_view> requested;
     std::vector<int64_t> request_rows;
-    int64_t hits = 0, misses = 0;
+    int64_t hits = 0, misses = 0, waits = 0;
     for (int64_t i = 0; i < n; ++i) {
       if (e.keys.has_null[i]) continue;  // never matches
       std::string_view key = e.keys.key(i);
@@ -252,19 +252,25 @@ class LookupJoin : public Operator {
           }
         }
       }
-      ++misses;
       auto flying = inflight_.find(key);
       if (flying != inflight_.end()) {
+        ++waits;
         ref.request = flying->second.get();
         AddRequest(&e, flying->second);
         continue;
       }
       if (!request) request = std::make_shared<Request>();
       ref.request = request.get();
-      if (requested.insert(key).second) request_rows.push_back(i);
+      if (requested.insert(key).second) {
+        ++misses;
+        request_rows.push_back(i);
+      } else {
+        ++waits;  // the key's first row in this batch started its lookup
+      }
     }
-    stats_->cache_hits.fetch_add(hits, std::memory_order_relaxed);
+    stats_->cache_hits.fetch_add(hits + waits, std::memory_order_relaxed);
     stats_->cache_misses.fetch_add(misses, std::memory_order_relaxed);
+    stats_->inflight_waits.fetch_add(waits, std::memory_order_relaxed);
 
     if (!request && !value_schema_ && e.requests.empty()) {
       // Nothing to look up, but the table's columns are not known yet: an
