@@ -11,7 +11,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <list>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -226,6 +225,7 @@ class LookupJoin : public Operator {
 
     const int64_t n = batch->num_rows();
     const bool caching = options_.cache_max_entries > 0;
+    ++tick_;
     const int64_t now = options_.cache_ttl_ms > 0 ? WallClockMillis() : 0;
     e.refs.resize(n);
     std::shared_ptr<Request> request;
@@ -244,7 +244,7 @@ class LookupJoin : public Operator {
             EraseCached(it);
           } else {
             ++hits;
-            lru_.splice(lru_.begin(), lru_, it->second.lru);
+            it->second.used = tick_;
             ref.batch = it->second.rows.batch.get();
             ref.offset = it->second.rows.offset;
             ref.length = it->second.rows.length;
@@ -560,31 +560,51 @@ class LookupJoin : public Operator {
 
   // --- cache -------------------------------------------------------------------
 
+  // LRU at batch granularity: a hit stamps the entry with the number of the
+  // current batch (no list to splice: one store per hit); when the cache
+  // overflows, the least recently stamped tenth is evicted at once, so the
+  // scan that finds them costs O(1) amortized per insert.
   struct CacheEntry {
     KeyRows rows;
     int64_t loaded_ms = 0;
-    std::list<const std::string*>::iterator lru;
+    uint64_t used = 0;
   };
 
   void Cache(const std::string& key, const KeyRows& rows, int64_t now) {
     auto [it, inserted] = cache_.try_emplace(key);
     it->second.rows = rows;
     it->second.loaded_ms = now;
-    if (inserted) {
-      lru_.push_front(&it->first);
-      it->second.lru = lru_.begin();
-      stats_->cache_entries.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      lru_.splice(lru_.begin(), lru_, it->second.lru);
+    it->second.used = tick_;
+    if (inserted) stats_->cache_entries.fetch_add(1, std::memory_order_relaxed);
+    if (static_cast<int64_t>(cache_.size()) > options_.cache_max_entries) Evict();
+  }
+
+  void Evict() {
+    const int64_t max = options_.cache_max_entries;
+    const size_t target = static_cast<size_t>(std::max<int64_t>(max - max / 10, 0));
+    if (cache_.size() <= target) return;
+    const size_t excess = cache_.size() - target;
+    std::vector<uint64_t> stamps;
+    stamps.reserve(cache_.size());
+    for (const auto& [key, entry] : cache_) stamps.push_back(entry.used);
+    std::nth_element(stamps.begin(), stamps.begin() + (excess - 1), stamps.end());
+    const uint64_t cutoff = stamps[excess - 1];
+    size_t removed = 0;
+    for (auto it = cache_.begin(); it != cache_.end() && removed < excess;) {
+      if (it->second.used <= cutoff) {
+        it = cache_.erase(it);
+        ++removed;
+      } else {
+        ++it;
+      }
     }
-    while (static_cast<int64_t>(cache_.size()) > options_.cache_max_entries) {
-      EraseCached(cache_.find(*lru_.back()));
-      stats_->cache_evictions.fetch_add(1, std::memory_order_relaxed);
-    }
+    stats_->cache_entries.fetch_sub(static_cast<int64_t>(removed),
+                                    std::memory_order_relaxed);
+    stats_->cache_evictions.fetch_add(static_cast<int64_t>(removed),
+                                      std::memory_order_relaxed);
   }
 
   void EraseCached(RowKeyMap<CacheEntry>::iterator it) {
-    lru_.erase(it->second.lru);
     cache_.erase(it);
     stats_->cache_entries.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -761,7 +781,7 @@ class LookupJoin : public Operator {
   std::deque<Entry> entries_;
   int queued_batches_ = 0;
   RowKeyMap<CacheEntry> cache_;
-  std::list<const std::string*> lru_;  // most recently used first
+  uint64_t tick_ = 0;  // input batches seen: the cache's clock
   RowKeyMap<std::shared_ptr<Request>> inflight_;
 
   // Shared with the lookup threads, under mutex_.
