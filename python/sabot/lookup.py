@@ -68,9 +68,12 @@ class LookupStats:
         self._native = native
 
     def snapshot(self) -> dict[str, Any]:
-        """cache_hits, cache_misses (input rows whose key was / was not cached),
-        queries, keys_queried, rows_fetched, query_ms, retries, failed_batches,
-        cache_entries, cache_evictions."""
+        """Per input row with a non-null key, a cache hit or a miss:
+        cache_hits (the key was cached, or already being looked up for an
+        earlier batch: no new query; the latter also counted in
+        inflight_waits), cache_misses (the row's key started a lookup). Then
+        queries, keys_queried, rows_fetched, query_ms, retries,
+        failed_batches, cache_entries, cache_evictions."""
         return dict(self._native.snapshot())
 
     @property

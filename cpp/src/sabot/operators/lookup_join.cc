@@ -3,7 +3,6 @@
 #include <arrow/array/builder_primitive.h>
 #include <arrow/array/concatenate.h>
 #include <arrow/array/util.h>
-#include <arrow/chunked_array.h>
 #include <arrow/compute/api_vector.h>
 #include <arrow/util/logging.h>
 
@@ -11,7 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <list>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -93,11 +92,13 @@ struct RowRef {
   const Request* request = nullptr;
 };
 
-// An input batch waiting for lookups, or a watermark waiting for the batches
-// before it.
+// An input batch waiting for lookups, or a control element (a watermark, an
+// idle/active mark) waiting for the batches before it.
 struct Entry {
-  bool is_watermark = false;
-  int64_t watermark = 0;
+  enum class Kind : uint8_t { kBatch, kWatermark, kIdle };
+  Kind kind = Kind::kBatch;
+  int64_t watermark = 0;  // kWatermark: the watermark; kIdle: 1 idle, 0 active
+  bool is_control() const { return kind != Kind::kBatch; }
   std::shared_ptr<arrow::RecordBatch> input;
   EncodedKeys keys;
   std::vector<RowRef> refs;
@@ -152,12 +153,23 @@ class LookupJoin : public Operator {
     return arrow::Status::OK();
   }
 
+  // Control elements wait for the batches before them: a watermark (or an
+  // idle mark) must not overtake rows that arrived before it.
   arrow::Status OnWatermark(int64_t watermark, OperatorContext*,
                             Collector* out) override {
     if (entries_.empty()) return out->EmitWatermark(watermark);
     Entry e;
-    e.is_watermark = true;
+    e.kind = Entry::Kind::kWatermark;
     e.watermark = watermark;
+    entries_.push_back(std::move(e));
+    return arrow::Status::OK();
+  }
+
+  arrow::Status OnIdle(bool idle, OperatorContext*, Collector* out) override {
+    if (entries_.empty()) return out->EmitIdle(idle);
+    Entry e;
+    e.kind = Entry::Kind::kIdle;
+    e.watermark = idle ? 1 : 0;
     entries_.push_back(std::move(e));
     return arrow::Status::OK();
   }
@@ -176,7 +188,7 @@ class LookupJoin : public Operator {
     // In-flight input is part of the checkpoint (its results go downstream
     // after the barrier); on restore it is looked up again.
     for (const auto& e : entries_) {
-      if (!e.is_watermark) {
+      if (!e.is_control()) {
         ARROW_RETURN_NOT_OK(writer->WriteOperatorState(kPendingInputTable, e.input));
       }
     }
@@ -226,12 +238,13 @@ class LookupJoin : public Operator {
 
     const int64_t n = batch->num_rows();
     const bool caching = options_.cache_max_entries > 0;
+    ++tick_;
     const int64_t now = options_.cache_ttl_ms > 0 ? WallClockMillis() : 0;
     e.refs.resize(n);
     std::shared_ptr<Request> request;
     std::unordered_set<std::string_view> requested;
     std::vector<int64_t> request_rows;
-    int64_t hits = 0, misses = 0;
+    int64_t hits = 0, misses = 0, waits = 0;
     for (int64_t i = 0; i < n; ++i) {
       if (e.keys.has_null[i]) continue;  // never matches
       std::string_view key = e.keys.key(i);
@@ -244,7 +257,7 @@ class LookupJoin : public Operator {
             EraseCached(it);
           } else {
             ++hits;
-            lru_.splice(lru_.begin(), lru_, it->second.lru);
+            it->second.used = tick_;
             ref.batch = it->second.rows.batch.get();
             ref.offset = it->second.rows.offset;
             ref.length = it->second.rows.length;
@@ -252,19 +265,25 @@ class LookupJoin : public Operator {
           }
         }
       }
-      ++misses;
       auto flying = inflight_.find(key);
       if (flying != inflight_.end()) {
+        ++waits;
         ref.request = flying->second.get();
         AddRequest(&e, flying->second);
         continue;
       }
       if (!request) request = std::make_shared<Request>();
       ref.request = request.get();
-      if (requested.insert(key).second) request_rows.push_back(i);
+      if (requested.insert(key).second) {
+        ++misses;
+        request_rows.push_back(i);
+      } else {
+        ++waits;  // the key's first row in this batch started its lookup
+      }
     }
-    stats_->cache_hits.fetch_add(hits, std::memory_order_relaxed);
+    stats_->cache_hits.fetch_add(hits + waits, std::memory_order_relaxed);
     stats_->cache_misses.fetch_add(misses, std::memory_order_relaxed);
+    stats_->inflight_waits.fetch_add(waits, std::memory_order_relaxed);
 
     if (!request && !value_schema_ && e.requests.empty()) {
       // Nothing to look up, but the table's columns are not known yet: an
@@ -379,7 +398,8 @@ class LookupJoin : public Operator {
   }
 
   arrow::Status EmitEntry(Entry& e, Collector* out) {
-    if (e.is_watermark) return out->EmitWatermark(e.watermark);
+    if (e.kind == Entry::Kind::kWatermark) return out->EmitWatermark(e.watermark);
+    if (e.kind == Entry::Kind::kIdle) return out->EmitIdle(e.watermark != 0);
     --queued_batches_;
     for (const auto& r : e.requests) {
       if (!r->status.ok()) return Failed(e, r->status, out);
@@ -396,9 +416,9 @@ class LookupJoin : public Operator {
       }
       return arrow::Status::OK();
     }
-    // Unordered: any completed batch, but none past a watermark still queued.
+    // Unordered: any completed batch, but none past a queued control element.
     for (auto it = entries_.begin(); it != entries_.end();) {
-      if (it->is_watermark && it != entries_.begin()) break;
+      if (it->is_control() && it != entries_.begin()) break;
       if (!Ready(*it)) {
         ++it;
         continue;
@@ -457,46 +477,50 @@ class LookupJoin : public Operator {
     }
     const bool left_join = options_.type == JoinType::kLeft;
     const int64_t n = input.num_rows();
+    // Output row -> (value batch, row), chunk -1 for the nulls of a left join.
     std::vector<int64_t> left;
-    arrow::Int64Builder right(ctx_->pool);
-    ARROW_RETURN_NOT_OK(right.Reserve(n));
+    std::vector<int32_t> right_chunk;
+    std::vector<int64_t> right_row;
     left.reserve(n);
-    // Distinct value batches become the chunks of one chunked array per column.
-    std::vector<const arrow::RecordBatch*> chunks;
-    std::unordered_map<const arrow::RecordBatch*, int64_t> chunk_start;
-    int64_t total = 0;
+    right_chunk.reserve(n);
+    right_row.reserve(n);
+    std::vector<const arrow::RecordBatch*> chunks;  // distinct value batches
+    std::vector<int64_t> chunk_rows;                // rows taken from each
+    std::unordered_map<const arrow::RecordBatch*, int32_t> chunk_of;
     const arrow::RecordBatch* last = nullptr;
-    int64_t last_start = 0;
+    int32_t last_chunk = -1;
     bool identity = true;  // every input row exactly once, in order
     for (int64_t i = 0; i < n; ++i) {
       const RowMatch& m = matches[i];
       if (m.batch == nullptr || m.length == 0) {
         if (left_join) {
           left.push_back(i);
-          ARROW_RETURN_NOT_OK(right.AppendNull());
+          right_chunk.push_back(-1);
+          right_row.push_back(0);
         } else {
           identity = false;
         }
         continue;
       }
       if (m.batch != last) {
-        auto [it, inserted] = chunk_start.emplace(m.batch, total);
+        last = m.batch;
+        auto [it, inserted] =
+            chunk_of.try_emplace(m.batch, static_cast<int32_t>(chunks.size()));
         if (inserted) {
           chunks.push_back(m.batch);
-          total += m.batch->num_rows();
+          chunk_rows.push_back(0);
         }
-        last = m.batch;
-        last_start = it->second;
+        last_chunk = it->second;
       }
       if (m.length != 1) identity = false;
+      chunk_rows[last_chunk] += m.length;
       for (int32_t j = 0; j < m.length; ++j) {
         left.push_back(i);
-        ARROW_RETURN_NOT_OK(right.Append(last_start + m.offset + j));
+        right_chunk.push_back(last_chunk);
+        right_row.push_back(m.offset + j);
       }
     }
     const int64_t out_rows = static_cast<int64_t>(left.size());
-    std::shared_ptr<arrow::Array> right_indices;
-    ARROW_RETURN_NOT_OK(right.Finish(&right_indices));
     arrow::compute::ExecContext exec(ctx_->pool);
     arrow::ArrayVector columns;
     if (identity && out_rows == n) {
@@ -514,6 +538,51 @@ class LookupJoin : public Operator {
         columns.push_back(std::move(taken));
       }
     }
+    // The right columns. One value batch: one Take. Several: a Take per batch
+    // of just the rows needed, concatenated, then one Take into output order;
+    // the cost is proportional to the output, however large the batches are
+    // (a Take over a chunked array would concatenate every chunk first).
+    const auto make_indices = [&](const std::function<int64_t(int64_t)>& position)
+        -> arrow::Result<std::shared_ptr<arrow::Array>> {
+      arrow::Int64Builder b(ctx_->pool);
+      ARROW_RETURN_NOT_OK(b.Reserve(out_rows));
+      for (int64_t p = 0; p < out_rows; ++p) {
+        if (right_chunk[p] < 0) {
+          b.UnsafeAppendNull();
+        } else {
+          b.UnsafeAppend(position(p));
+        }
+      }
+      std::shared_ptr<arrow::Array> out;
+      ARROW_RETURN_NOT_OK(b.Finish(&out));
+      return out;
+    };
+    std::shared_ptr<arrow::Array> order;  // output row -> row of the gathered rows
+    std::vector<std::shared_ptr<arrow::Array>> per_chunk;  // rows needed per batch
+    if (chunks.size() == 1) {
+      ARROW_ASSIGN_OR_RAISE(order, make_indices([&](int64_t p) { return right_row[p]; }));
+    } else if (chunks.size() > 1) {
+      std::vector<int64_t> offset(chunks.size(), 0), filled(chunks.size(), 0);
+      for (size_t c = 1; c < chunks.size(); ++c)
+        offset[c] = offset[c - 1] + chunk_rows[c - 1];
+      std::vector<arrow::Int64Builder> rows(chunks.size());
+      for (size_t c = 0; c < chunks.size(); ++c) {
+        ARROW_RETURN_NOT_OK(rows[c].Reserve(chunk_rows[c]));
+      }
+      std::vector<int64_t> position(out_rows, 0);
+      for (int64_t p = 0; p < out_rows; ++p) {
+        const int32_t c = right_chunk[p];
+        if (c < 0) continue;
+        rows[c].UnsafeAppend(right_row[p]);
+        position[p] = offset[c] + filled[c]++;
+      }
+      for (auto& b : rows) {
+        std::shared_ptr<arrow::Array> a;
+        ARROW_RETURN_NOT_OK(b.Finish(&a));
+        per_chunk.push_back(std::move(a));
+      }
+      ARROW_ASSIGN_OR_RAISE(order, make_indices([&](int64_t p) { return position[p]; }));
+    }
     for (int c = 0; c < value_schema_->num_fields(); ++c) {
       const auto& type = value_schema_->field(c)->type();
       if (chunks.empty()) {
@@ -522,63 +591,76 @@ class LookupJoin : public Operator {
         columns.push_back(std::move(nulls));
         continue;
       }
-      arrow::Datum values;
+      std::shared_ptr<arrow::Array> values;
       if (chunks.size() == 1) {
         values = chunks[0]->column(c);
       } else {
         arrow::ArrayVector parts;
-        for (const auto* b : chunks) parts.push_back(b->column(c));
-        values = std::make_shared<arrow::ChunkedArray>(std::move(parts), type);
+        for (size_t k = 0; k < chunks.size(); ++k) {
+          ARROW_ASSIGN_OR_RAISE(
+              auto part,
+              arrow::compute::Take(*chunks[k]->column(c), *per_chunk[k],
+                                   arrow::compute::TakeOptions::NoBoundsCheck(), &exec));
+          parts.push_back(std::move(part));
+        }
+        ARROW_ASSIGN_OR_RAISE(values, arrow::Concatenate(parts, ctx_->pool));
       }
       ARROW_ASSIGN_OR_RAISE(
-          arrow::Datum taken,
-          arrow::compute::Take(values, right_indices,
-                               arrow::compute::TakeOptions::Defaults(), &exec));
-      if (taken.is_array()) {
-        columns.push_back(taken.make_array());
-      } else {
-        const auto& parts = taken.chunked_array()->chunks();
-        if (parts.size() == 1) {
-          columns.push_back(parts[0]);
-        } else if (parts.empty()) {
-          ARROW_ASSIGN_OR_RAISE(auto empty, arrow::MakeEmptyArray(type, ctx_->pool));
-          columns.push_back(std::move(empty));
-        } else {
-          ARROW_ASSIGN_OR_RAISE(auto joined, arrow::Concatenate(parts, ctx_->pool));
-          columns.push_back(std::move(joined));
-        }
-      }
+          auto taken,
+          arrow::compute::Take(*values, *order, arrow::compute::TakeOptions::Defaults(),
+                               &exec));
+      columns.push_back(std::move(taken));
     }
     return arrow::RecordBatch::Make(output_schema_, out_rows, std::move(columns));
   }
 
   // --- cache -------------------------------------------------------------------
 
+  // LRU at batch granularity: a hit stamps the entry with the number of the
+  // current batch (no list to splice: one store per hit); when the cache
+  // overflows, the least recently stamped tenth is evicted at once, so the
+  // scan that finds them costs O(1) amortized per insert.
   struct CacheEntry {
     KeyRows rows;
     int64_t loaded_ms = 0;
-    std::list<const std::string*>::iterator lru;
+    uint64_t used = 0;
   };
 
   void Cache(const std::string& key, const KeyRows& rows, int64_t now) {
     auto [it, inserted] = cache_.try_emplace(key);
     it->second.rows = rows;
     it->second.loaded_ms = now;
-    if (inserted) {
-      lru_.push_front(&it->first);
-      it->second.lru = lru_.begin();
-      stats_->cache_entries.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      lru_.splice(lru_.begin(), lru_, it->second.lru);
+    it->second.used = tick_;
+    if (inserted) stats_->cache_entries.fetch_add(1, std::memory_order_relaxed);
+    if (static_cast<int64_t>(cache_.size()) > options_.cache_max_entries) Evict();
+  }
+
+  void Evict() {
+    const int64_t max = options_.cache_max_entries;
+    const size_t target = static_cast<size_t>(std::max<int64_t>(max - max / 10, 0));
+    if (cache_.size() <= target) return;
+    const size_t excess = cache_.size() - target;
+    std::vector<uint64_t> stamps;
+    stamps.reserve(cache_.size());
+    for (const auto& [key, entry] : cache_) stamps.push_back(entry.used);
+    std::nth_element(stamps.begin(), stamps.begin() + (excess - 1), stamps.end());
+    const uint64_t cutoff = stamps[excess - 1];
+    size_t removed = 0;
+    for (auto it = cache_.begin(); it != cache_.end() && removed < excess;) {
+      if (it->second.used <= cutoff) {
+        it = cache_.erase(it);
+        ++removed;
+      } else {
+        ++it;
+      }
     }
-    while (static_cast<int64_t>(cache_.size()) > options_.cache_max_entries) {
-      EraseCached(cache_.find(*lru_.back()));
-      stats_->cache_evictions.fetch_add(1, std::memory_order_relaxed);
-    }
+    stats_->cache_entries.fetch_sub(static_cast<int64_t>(removed),
+                                    std::memory_order_relaxed);
+    stats_->cache_evictions.fetch_add(static_cast<int64_t>(removed),
+                                      std::memory_order_relaxed);
   }
 
   void EraseCached(RowKeyMap<CacheEntry>::iterator it) {
-    lru_.erase(it->second.lru);
     cache_.erase(it);
     stats_->cache_entries.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -755,7 +837,7 @@ class LookupJoin : public Operator {
   std::deque<Entry> entries_;
   int queued_batches_ = 0;
   RowKeyMap<CacheEntry> cache_;
-  std::list<const std::string*> lru_;  // most recently used first
+  uint64_t tick_ = 0;  // input batches seen: the cache's clock
   RowKeyMap<std::shared_ptr<Request>> inflight_;
 
   // Shared with the lookup threads, under mutex_.

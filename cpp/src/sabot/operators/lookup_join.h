@@ -73,8 +73,14 @@ class LookupTable {
 
 /// Counters shared by all instances of one lookup join node.
 struct LookupJoinStats {
-  std::atomic<int64_t> cache_hits{0};      ///< input rows whose key was cached
-  std::atomic<int64_t> cache_misses{0};    ///< input rows whose key was not
+  /// Input rows (with a non-null key) whose key was cached or already being
+  /// looked up (for an earlier batch or an earlier row of the batch): as in
+  /// Caffeine's async cache, a key being loaded counts as a hit.
+  std::atomic<int64_t> cache_hits{0};
+  std::atomic<int64_t> cache_misses{
+      0};  ///< rows whose key started a lookup (one per key)
+  /// The hits that waited for a lookup in flight (included in cache_hits).
+  std::atomic<int64_t> inflight_waits{0};
   std::atomic<int64_t> queries{0};         ///< lookup queries that succeeded
   std::atomic<int64_t> keys_queried{0};    ///< distinct keys sent in those queries
   std::atomic<int64_t> rows_fetched{0};    ///< table rows they returned

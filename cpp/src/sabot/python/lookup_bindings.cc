@@ -44,6 +44,7 @@ nb::dict StatsToDict(const LookupJoinStats& s) {
   nb::dict d;
   d["cache_hits"] = s.cache_hits.load();
   d["cache_misses"] = s.cache_misses.load();
+  d["inflight_waits"] = s.inflight_waits.load();
   d["queries"] = s.queries.load();
   d["keys_queried"] = s.keys_queried.load();
   d["rows_fetched"] = s.rows_fetched.load();
