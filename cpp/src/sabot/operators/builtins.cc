@@ -16,6 +16,7 @@
 #include "sabot/operators/keyed_process.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
+#include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
 #include "sabot/operators/union.h"
 #include "sabot/operators/window_aggregate.h"
@@ -37,6 +38,7 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterIntervalJoin(registry);
   RegisterWindowJoin(registry);
   RegisterAsofJoins(registry);
+  RegisterRegularJoin(registry);
   RegisterMemoryConnectors(registry);
   RegisterFileSource(registry);
   RegisterFileSink(registry);
