@@ -52,7 +52,7 @@ class DeduplicateOperator : public Operator {
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext* ctx, Collector* out) override {
-    if (!row_codec_) ARROW_RETURN_NOT_OK(Init(batch->schema(), ctx));
+    if (!initialized_) ARROW_RETURN_NOT_OK(Init(batch->schema(), ctx));
     const int64_t n = batch->num_rows();
     if (n == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(KeyBatch keys,
@@ -192,8 +192,11 @@ class DeduplicateOperator : public Operator {
                                        schema->ToString(false), ")");
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto codec, RowCodec::Make(schema, ctx->operator_name));
-    row_codec_ = std::make_unique<RowCodec>(std::move(codec));
+    if (o_.keep_last || time_index_ >= 0) {  // keep-first by arrival keeps no rows
+      ARROW_ASSIGN_OR_RAISE(auto codec, RowCodec::Make(schema, ctx->operator_name));
+      row_codec_ = std::make_unique<RowCodec>(std::move(codec));
+    }
+    initialized_ = true;
     return arrow::Status::OK();
   }
 
@@ -222,6 +225,7 @@ class DeduplicateOperator : public Operator {
   std::unique_ptr<KeyedStateBackend> backend_;
   int state_ = -1;
   std::unique_ptr<RowCodec> row_codec_;
+  bool initialized_ = false;
 };
 
 }  // namespace
