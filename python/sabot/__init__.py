@@ -8,7 +8,7 @@ bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
 env.execute()
 """
 
-from sabot import changelog, join, kafka, lookup, nexmark, upsert, views, window
+from sabot import changelog, join, kafka, lookup, nexmark, state, upsert, views, window
 from sabot.datastream import (
     Collected,
     DataStream,
@@ -88,6 +88,7 @@ __all__ = [
     "join",
     "kafka",
     "nexmark",
+    "state",
     "lookup",
     "postgres_table",
     "upsert",

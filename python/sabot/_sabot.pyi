@@ -86,6 +86,9 @@ def group_aggregate(stream: Stream, options: dict, aggregates: list[dict]) -> St
 def deduplicate(stream: Stream, options: dict) -> Stream: ...
 def top_n(stream: Stream, options: dict) -> Stream: ...
 
+# regular join (python/regular_join_bindings.cc)
+def regular_join(left: Stream, right: Stream, options: dict) -> Stream: ...
+
 # --- lookup join, materialized views, upsert sinks -------------------------------
 # (python/lookup_bindings.cc, views_bindings.cc, upsert_bindings.cc)
 

@@ -1,5 +1,6 @@
-"""The ``sabot`` command line: ``sabot run JOB.py``, ``sabot demo``,
-``sabot bench nexmark --query q0 --events N --parallelism P``."""
+"""The ``sabot`` command line: ``sabot run [--restore PATH] JOB.py``, ``sabot demo``,
+``sabot bench nexmark --query q0 --events N --parallelism P``,
+``sabot savepoint CHECKPOINT_DIR [--stop]``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def _peak_rss_mb() -> float:
 def _cmd_run(args: argparse.Namespace) -> int:
     sys.argv = [args.job, *args.job_args]
     os.environ["SABOT_PRINT_METRICS"] = "1"  # each finished job prints its metrics
+    if args.restore:  # sabot/checkpoint.py: the default restore= of every job
+        os.environ["SABOT_RESTORE"] = args.restore
     try:
         runpy.run_path(args.job, run_name="__main__")
     except JobError as e:
@@ -93,12 +96,16 @@ def run_nexmark_bench(
     event_type filter pushed into the generator); ``"combined"`` generates every
     event and filters/flattens in the job, as Flink's suite does. ``events``
     counts all events of the sequence either way."""
-    if query not in nexmark.QUERIES:
-        raise ValueError(f"unknown query {query!r}; available: {', '.join(nexmark.QUERIES)}")
+    if query not in nexmark.query_names():
+        raise ValueError(f"unknown query {query!r}; available: {', '.join(nexmark.query_names())}")
     env = Environment(parallelism=parallelism, num_threads=parallelism)
-    make_bids = nexmark.bids if source == "view" else nexmark.bids_from_combined
-    bids = make_bids(env, events=events, parallelism=parallelism)
-    nexmark.QUERIES[query](bids).discard()
+    if query in nexmark.QUERIES:
+        make_bids = nexmark.bids if source == "view" else nexmark.bids_from_combined
+        bids = make_bids(env, events=events, parallelism=parallelism)
+        nexmark.QUERIES[query](bids).discard()
+    else:  # queries over several streams (nexmark.JOIN_QUERIES)
+        sources = nexmark.Sources(env, events=events, parallelism=parallelism, source=source)
+        nexmark.build(query, sources).discard()
     result = env.execute()
     seconds = result.elapsed_seconds
     eps = events / seconds if seconds > 0 else float("inf")
@@ -126,15 +133,54 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- checkpoints (sabot/checkpoint.py) ------------------------------------------
+
+
+def _cmd_savepoint(args: argparse.Namespace) -> int:
+    from sabot import checkpoint
+
+    try:
+        answer = checkpoint.request_savepoint(
+            args.checkpoint_dir, path=args.path, stop=args.stop, timeout=args.timeout
+        )
+    except RuntimeError as e:
+        print(f"sabot: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"path": answer["path"], "checkpoint_id": answer["checkpoint_id"]}))
+    return 0
+
+
+# -- end of checkpoints -----------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sabot", description="Sabot stream processing engine")
     parser.add_argument("--version", action="version", version=f"sabot {sabot.__version__}")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a Python job file")
+    run.add_argument(
+        "--restore",
+        metavar="PATH",
+        help="restore the job's state from a checkpoint or savepoint directory "
+        "(or 'latest' in its checkpoint_dir)",
+    )
     run.add_argument("job")
     run.add_argument("job_args", nargs=argparse.REMAINDER)
     run.set_defaults(fn=_cmd_run)
+
+    savepoint = sub.add_parser(
+        "savepoint", help="take a savepoint of the job running with a checkpoint directory"
+    )
+    savepoint.add_argument("checkpoint_dir")
+    savepoint.add_argument(
+        "--path", help="where to put it (default: <checkpoint_dir>/savepoints/savepoint-<id>)"
+    )
+    savepoint.add_argument(
+        "--stop", action="store_true", help="stop the job right after the savepoint"
+    )
+    savepoint.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    savepoint.set_defaults(fn=_cmd_savepoint)
 
     demo = sub.add_parser("demo", help="run the built-in Nexmark demo job")
     demo.add_argument("--events", type=int, default=1_000_000)

@@ -108,11 +108,37 @@ class JobHandle:
     def cancel(self) -> None:
         self._native.cancel()
 
-    def trigger_checkpoint(self, checkpoint_id: int) -> None:
-        self._native.trigger_checkpoint(checkpoint_id)
+    def trigger_checkpoint(self, checkpoint_id: int | None = None) -> int:
+        """Starts a checkpoint (the next id unless given) and returns its id at
+        once; raises JobError when one is still in flight."""
+        native = self._native.native_job()
+        return int(native.trigger_checkpoint(-1 if checkpoint_id is None else checkpoint_id))
 
     def physical_plan(self) -> str:
         return str(self._native.physical_plan())
+
+    # -- checkpoints and savepoints (sabot/checkpoint.py) ---------------------
+
+    def savepoint(self, path: str | os.PathLike[str]) -> str:
+        """Takes a self-contained savepoint at ``path`` (new or empty) and
+        returns its path once it is complete; the job keeps running."""
+        return str(self._native.native_job().savepoint(os.fspath(path)))
+
+    def stop_with_savepoint(self, path: str | os.PathLike[str]) -> str:
+        """Takes a savepoint with the sources stopped right after it, then
+        cancels the job; ``restore=path`` continues exactly where it stopped."""
+        return str(self._native.native_job().stop_with_savepoint(os.fspath(path)))
+
+    def checkpoint_stats(self) -> dict[str, Any]:
+        """Checkpoint counters: completed, failed, skipped, last_failure, ..."""
+        return dict(self._native.native_job().checkpoint_stats())
+
+    def await_checkpoints(self, count: int, timeout: float = 60.0) -> bool:
+        """Waits until ``count`` checkpoints completed (True) or the job can no
+        longer checkpoint or ``timeout`` seconds passed (False)."""
+        return bool(self._native.native_job().await_checkpoints(count, timeout))
+
+    # -- end of checkpoints and savepoints ------------------------------------
 
 
 class Collected:
@@ -454,6 +480,43 @@ class DataStream:
 
     # -- end of event-time joins ----------------------------------------------
 
+    # -- regular join (sabot/join.py) -------------------------------------------
+
+    def join(
+        self,
+        right: DataStream,
+        *,
+        on: Any,
+        how: str = "inner",
+        where: pc.Expression | None = None,
+        unique: str | None = None,
+        state_ttl: Duration | None = None,
+        left_ttl: Duration | None = None,
+        right_ttl: Duration | None = None,
+    ) -> DataStream:
+        """Regular (unbounded) join on equal keys (``on``: a column, a list, or
+        ``(left_cols, right_cols)``), over append-only or updating inputs.
+        ``how``: inner, left, right, full. Updating output (+I/-D with ``_op``)
+        unless inner over two append-only inputs. ``where``: an extra condition
+        over the output columns. ``unique="right"``/``"left"``: that side has at
+        most one row per key (keeps less state). ``state_ttl`` drops rows not
+        written for that long (processing time). See :func:`sabot.join.regular_join`."""
+        from sabot import join
+
+        return join.regular_join(
+            self,
+            right,
+            on=on,
+            how=how,
+            where=where,
+            unique=unique,
+            state_ttl=state_ttl,
+            left_ttl=left_ttl,
+            right_ttl=right_ttl,
+        )
+
+    # -- end of regular join ----------------------------------------------------
+
     # -- updating operators (sabot/changelog.py) ------------------------------
 
     def aggregate(self, *, state_ttl: Duration = 0, **aggregates: Aggregate) -> DataStream:
@@ -488,6 +551,26 @@ class DataStream:
         return DataStream(self._env, _sabot.top_n(self._native, options), self._time)
 
     # -- end of updating operators --------------------------------------------
+
+    # -- keyed state (sabot/state.py) -------------------------------------------
+
+    def process(
+        self, fn: Any, *, schema: pa.Schema | None = None, name: str | None = None
+    ) -> DataStream:
+        """Runs a keyed function with state over each batch of a keyed stream:
+        ``stream.key_by("k").process(MyFn())``. ``fn`` has ``open(ctx)``, where it
+        declares states (``ctx.value_state("count", pa.int64(), ttl_ms=...)``,
+        list, map, reducing, aggregating), and ``process_batch(batch, ctx)``,
+        which reads and writes the state of the batch's keys in bulk
+        (``get_many``/``put_many`` with the key column values) and returns a
+        RecordBatch, a Table, a list of them or None. The GIL is taken once per
+        batch. ``schema`` (optional) declares the output schema. See
+        :mod:`sabot.state` and docs/state.md."""
+        from sabot import state
+
+        return state.process(self, fn, schema=schema, name=name)
+
+    # -- end of keyed state ------------------------------------------------------
 
     # -- lookup join, materialized views, upsert sinks (sabot/lookup.py, ----
     # -- sabot/views.py, sabot/upsert.py) ------------------------------------
@@ -541,11 +624,19 @@ class DataStream:
         """Collects the rows in memory; read ``.table()`` after the job ran."""
         return Collected(self._native.collect(), schema)
 
-    def to_table(self) -> pa.Table:
-        """Collects the stream and runs the environment's job: the rows as a Table."""
+    def to_table(self, **job_options: Any) -> pa.Table:
+        """Collects the stream and runs the environment's job: the rows as a Table.
+        ``job_options`` as :meth:`Environment.execute`."""
         collected = self.collect()
-        self._env.execute()
+        self._env.execute(**job_options)
         return collected.table()
+
+    def uid(self, uid: str) -> DataStream:
+        """Names this stream's operator stably for checkpoints and savepoints
+        (default: its plan name, e.g. ``window#4``, which shifts when operators
+        are added before it)."""
+        _sabot.set_uid(self._native, uid)
+        return self
 
     def print(self, max_rows: int = 20, title: str = "") -> None:
         """Prints each batch as a readable table (``max_rows`` per batch)."""
@@ -710,20 +801,58 @@ class Environment:
 
     # -- running ------------------------------------------------------------
 
+    # -- keyed state (sabot/state.py) -------------------------------------------
+
+    def set_state_backend(
+        self,
+        backend: str = "memory",
+        *,
+        local_dir: str | os.PathLike[str] | None = None,
+        rocksdb_memory_bytes: int = 64 << 20,
+    ) -> Environment:
+        """Where keyed state lives (deduplicate and ``process()`` state):
+        ``"memory"`` (hash maps in the job's memory pool, so ``memory_cap_bytes``
+        bounds them) or ``"rocksdb"`` (one database per operator instance under
+        ``local_dir`` or the temp directory, bounded by ``rocksdb_memory_bytes``
+        of block cache and write buffers: state larger than memory). Returns
+        the environment."""
+        from sabot import state
+
+        state.set_state_backend(
+            self,
+            backend,
+            local_dir=os.fspath(local_dir) if local_dir is not None else None,
+            rocksdb_memory_bytes=rocksdb_memory_bytes,
+        )
+        return self
+
+    # -- end of keyed state ------------------------------------------------------
+
     def plan_json(self) -> str:
         """The logical plan as JSON."""
         return str(self._native.plan_json())
 
-    def start(self) -> JobHandle:
-        """Starts the job built so far and returns at once."""
+    def start(self, **job_options: Any) -> JobHandle:
+        """Starts the job built so far and returns at once; ``job_options`` as
+        :meth:`execute`."""
+        from sabot import checkpoint
+
+        checkpoint.configure(self, job_options)
         self._handle = JobHandle(self._native.start())
         return self._handle
 
-    def execute(self) -> JobResult:
+    def execute(self, **job_options: Any) -> JobResult:
         """Runs the job to completion (bounded sources) and returns its metrics.
 
+        Checkpoint options (docs/checkpoints.md): ``checkpoint_dir``,
+        ``checkpoint_interval_ms``, ``retain_checkpoints``,
+        ``tolerable_checkpoint_failures``, ``unaligned_checkpoints``,
+        ``restore`` ("latest" or a checkpoint/savepoint path),
+        ``allow_non_restored_state``, ``job_name``, ``state_backend``
+        ("memory" | "rocksdb"), ``state_dir``.
+
         Under ``sabot run`` the metrics report is printed to stderr at the end."""
-        result = self.start().wait()
+        result = self.start(**job_options).wait()
         if os.environ.get("SABOT_PRINT_METRICS") == "1":
             print(result.report(), end="", file=sys.stderr, flush=True)
         return result

@@ -194,3 +194,69 @@ def temporal_join(
         options["deleted"] = deleted
     native = _sabot.temporal_join(left._native, versions._native, options)
     return DataStream(left._env, native, None)
+
+
+# -- regular join (operators/regular_join.h) -----------------------------------
+
+
+def regular_join(
+    left: DataStream,
+    right: DataStream,
+    *,
+    on: On,
+    how: str = "inner",
+    where: Any = None,
+    unique: str | None = None,
+    state_ttl: Duration | None = None,
+    left_ttl: Duration | None = None,
+    right_ttl: Duration | None = None,
+) -> DataStream:
+    """The regular (unbounded) join: rows of ``left`` and ``right`` with equal
+    keys, whatever their times, over append-only or updating inputs (an input
+    with an ``_op`` column is a changelog: +I/+U rows are added, -U/-D rows
+    retract an equal row added before).
+
+    The result is updating (an ``_op`` column of +I and -D rows, no upsert key)
+    unless it is an inner join of two append-only inputs, which emits plain
+    rows. Outer joins emit an unmatched row at once, padded with nulls; when a
+    partner arrives later, the padded row is retracted (-D) before the joined
+    row is inserted (+I).
+
+    ``where``: an extra condition over the output columns (a right column whose
+    name clashes with a left one is ``right_<name>``); rows with equal keys join
+    only where it is true, and for outer joins it decides what "matched" means.
+
+    ``unique="right"`` (or ``"left"``) declares that side never has two rows with
+    one key (a primary key, e.g. auctions by id); rows of the other side whose
+    partner has arrived are then not kept in state. Both inputs must be
+    append-only; a repeated key fails the job.
+
+    ``state_ttl`` (or ``left_ttl`` / ``right_ttl`` per side) drops rows not
+    written for that long (processing time); expiry emits nothing."""
+    from sabot.datastream import DataStream, _expr_bytes
+
+    if how not in _HOW:
+        raise ValueError(f"how={how!r}: use one of {', '.join(_HOW)}")
+    lk, rk = _keys(on)
+    default = to_millis(state_ttl) if state_ttl is not None else 0
+    lt = to_millis(left_ttl) if left_ttl is not None else default
+    rt = to_millis(right_ttl) if right_ttl is not None else default
+    if lt < 0 or rt < 0:
+        raise ValueError("a state TTL must not be negative")
+    if unique not in (None, "left", "right", "both"):
+        raise ValueError(f"unique={unique!r}: use 'left', 'right', 'both' or None")
+    options = {
+        "left_keys": lk,
+        "right_keys": rk,
+        "how": how,
+        "left_ttl_ms": lt,
+        "right_ttl_ms": rt,
+        "condition": _expr_bytes(where) if where is not None else None,
+        "left_unique": unique in ("left", "both"),
+        "right_unique": unique in ("right", "both"),
+    }
+    native = _sabot.regular_join(left._native, right._native, options)
+    return DataStream(left._env, native, None)
+
+
+# -- end of regular join --------------------------------------------------------

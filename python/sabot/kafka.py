@@ -49,12 +49,17 @@ class KafkaSourceStats:
     def snapshot(self) -> dict[str, int]:
         """messages, bytes, rows, batches, bad_records, skipped, dead_lettered,
         rebalances, assigned (partitions now), pauses, commits, commit_failures,
-        stale_dropped."""
+        stale_dropped, restored_partitions (resumed from a checkpoint),
+        checkpoint_commits (offset commits on checkpoint completion)."""
         return dict(self._native.snapshot())
 
 
 class KafkaSinkStats:
-    """Live counters of one Kafka sink: messages, delivered, failed, bytes."""
+    """Live counters of one Kafka sink: messages, delivered, failed, bytes; with
+    ``delivery="exactly_once"`` also transactions, aborted (retried with a later
+    checkpoint), committed_messages, recommitted_epochs / skipped_epochs (restored
+    epochs committed on open / found already committed) and pending_bytes
+    (buffered until a checkpoint completes)."""
 
     def __init__(self, native: Any) -> None:
         self._native = native
@@ -94,6 +99,7 @@ def source(
     start: str = "committed",
     start_timestamp_ms: int = 0,
     reset: str = "earliest",
+    assignment: str = "group",
     metadata: Sequence[str] = (),
     metadata_prefix: str = "",
     bad_records: str = "fail",
@@ -121,7 +127,12 @@ def source(
     group per job); Kafka assigns them the partitions. ``start`` is where a
     partition starts the first time this job reads it: ``committed`` (the group's
     committed offset, else ``reset``), ``earliest``, ``latest`` or ``timestamp``
-    (``start_timestamp_ms``). ``bad_records``: ``fail`` | ``skip`` |
+    (``start_timestamp_ms``). ``assignment="static"`` instead spreads the
+    partitions of the named topics over the instances by a fixed rule (no
+    rebalances; the group is used only to commit offsets when checkpoints
+    complete): required for exactly-once (docs/exactly_once.md). With checkpoints
+    the source stores its offsets in them and resumes from there on restore, at
+    any parallelism. ``bad_records``: ``fail`` | ``skip`` |
     ``dead_letter`` (needs ``dead_letter_topic``). ``stop_at_end`` makes the
     stream bounded: it ends when every partition reached the end offset it had
     when the job first read it. The returned stream has a ``kafka_stats``
@@ -141,6 +152,7 @@ def source(
         "start": start,
         "start_timestamp_ms": start_timestamp_ms,
         "reset": reset,
+        "assignment": assignment,
         "format": _format_options(
             format,
             schema,
@@ -183,6 +195,10 @@ def sink(
     producer_config: Mapping[str, Any] | None = None,
     max_rows_per_batch: int = 8192,
     flush_timeout_ms: int = 120_000,
+    delivery: str = "at_least_once",
+    uid: str | None = None,
+    transaction_timeout_ms: int = 60_000,
+    max_pending_bytes: int = 256 << 20,
     avro_schema: str | None = None,
     confluent_wire_format: bool = False,
     confluent_schema_id: int = -1,
@@ -194,7 +210,16 @@ def sink(
     ``producer_config`` passes librdkafka producer properties (compression.type,
     linger.ms, batch.size, acks, message.timeout.ms, ...). Batches are encoded in
     slices of at most ``max_rows_per_batch`` rows (for ``ipc``: rows per message).
-    A delivery error fails the job."""
+    A delivery error fails the job.
+
+    ``delivery="at_least_once"`` (default) produces rows as they arrive; a
+    checkpoint waits for their acknowledgement. ``delivery="exactly_once"`` holds
+    the messages of each checkpoint interval (in memory, then in the checkpoint)
+    and produces them in one Kafka transaction when the checkpoint completes, with
+    transactional id ``<job_name>-<uid>-<instance>`` (``uid`` defaults to the
+    operator name); consumers reading with ``isolation.level=read_committed`` see
+    every result once. ``max_pending_bytes`` bounds the held bytes per instance.
+    See docs/exactly_once.md."""
     options = {
         "bootstrap": bootstrap,
         "topic": topic,
@@ -213,6 +238,10 @@ def sink(
         "producer_config": dict(producer_config or {}),
         "max_rows_per_batch": max_rows_per_batch,
         "flush_timeout_ms": flush_timeout_ms,
+        "delivery": delivery,
+        "uid": uid,
+        "transaction_timeout_ms": transaction_timeout_ms,
+        "max_pending_bytes": max_pending_bytes,
     }
     return KafkaSinkStats(_sabot.kafka_sink(stream._native, options))
 

@@ -187,6 +187,47 @@ DataStream DataStream::TopN(TopNOptions options) const {
 
 // --- end of updating operators ---------------------------------------------------
 
+// --- regular join ------------------------------------------------------------------
+
+DataStream DataStream::Join(const DataStream& right, RegularJoinOptions options) const {
+  // Outer rows are padded with the other side's columns: every join instance
+  // must learn that side's schema even when none of its rows hash to it, so
+  // its first row is broadcast to all instances (extra inputs 2, 3).
+  std::vector<PlanEdge> inputs;
+  options.schema_inputs.clear();
+  DataStream sides[2] = {*this, right};
+  for (int side = 0; side < 2; ++side) {
+    if (!EmitsUnmatched(options.type, 1 - side)) continue;
+    const int parallelism = env_->plan()->node(sides[side].node_id_).parallelism;
+    sides[side] =
+        sides[side]
+            .Apply("regular_join_schema", std::make_shared<RegularJoinSchemaOptions>())
+            .SetParallelism(parallelism);
+    options.schema_inputs.push_back(side);
+  }
+  inputs.push_back(sides[0].KeyBy(options.left_keys).edge());
+  inputs.push_back(sides[1].KeyBy(options.right_keys).edge());
+  for (int side : options.schema_inputs) {
+    inputs.push_back(sides[side].SideOutput(kRegularJoinSchemaTag).Broadcast().edge());
+  }
+  int id =
+      env_->plan()->AddNode("regular_join", std::move(inputs),
+                            std::make_shared<RegularJoinOptions>(std::move(options)));
+  return DataStream(env_, id);
+}
+
+// --- end of regular join -----------------------------------------------------------
+
+// --- keyed state (operators/keyed_process.h) -----------------------------------------
+
+DataStream DataStream::Process(KeyedProcessOptions options) const {
+  return ApplyKeyed("keyed_process", &options.keys, [&] {
+    return std::make_shared<KeyedProcessOptions>(std::move(options));
+  });
+}
+
+// --- end of keyed state --------------------------------------------------------------
+
 // --- lookup join, materialized views, upsert sinks ---------------------------------
 
 DataStream DataStream::LookupJoin(LookupJoinOptions options, bool key_by) const {

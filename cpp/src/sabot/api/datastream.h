@@ -28,8 +28,10 @@
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/group_aggregate.h"
+#include "sabot/operators/keyed_process.h"
 #include "sabot/operators/lookup_join.h"
 #include "sabot/operators/map.h"
+#include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
 #include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/plan.h"
@@ -121,6 +123,21 @@ class DataStream {
   /// The N best rows per key: +I entering, -D leaving (or -U/+U per rank).
   DataStream TopN(TopNOptions options) const;
   // --- end of updating operators -----------------------------------------------
+  // --- regular join (operators/regular_join.h) --------------------------------
+  /// Regular (unbounded) join of this stream (left) with `right` on equal keys,
+  /// over append-only or updating inputs; both sides are hash-partitioned on
+  /// their keys. Updating output (+I/-D rows with `_op`) unless it is an inner
+  /// join of two append-only inputs.
+  DataStream Join(const DataStream& right, RegularJoinOptions options) const;
+  // --- end of regular join -----------------------------------------------------
+
+  // --- keyed state (operators/keyed_process.h) ---------------------------------
+  /// A user function with keyed state over each batch. Keys come from a
+  /// preceding KeyBy when options.keys is empty; without keys the function runs
+  /// as one instance with one (global) key.
+  DataStream Process(KeyedProcessOptions options) const;
+  // --- end of keyed state --------------------------------------------------------
+
   // --- lookup join, materialized views, upsert sinks ---------------------------
   /// Lookup join with an external table (operators/lookup_join.h), e.g.
   /// postgres::MakePostgresLookupTable. The input is hash-partitioned by

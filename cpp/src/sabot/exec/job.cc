@@ -1,7 +1,9 @@
 #include "sabot/exec/job.h"
 
+#include <set>
 #include <sstream>
 
+#include "sabot/checkpoint/coordinator.h"
 #include "sabot/plan/registry.h"
 
 namespace sabot {
@@ -23,6 +25,7 @@ Job::Job(const LogicalPlan& plan, JobOptions options) : plan_(plan), options_(op
 
 Job::~Job() {
   Cancel();
+  if (coordinator_) coordinator_->Shutdown();
   scheduler_->Stop();
   {
     std::lock_guard<std::mutex> lock(timer_mutex_);
@@ -93,6 +96,13 @@ arrow::Status Job::Build() {
     }
     for (const auto& edge : node.inputs) consumers[edge.from].push_back(node.id);
   }
+  std::set<std::string> uids;
+  for (const auto& node : nodes) {
+    if (!uids.insert(node.state_uid()).second) {
+      return arrow::Status::Invalid("operator uid '", node.state_uid(),
+                                    "' is used twice (uids must be unique in a job)");
+    }
+  }
 
   // Chaining.
   next_in_chain_.assign(num_nodes, -1);
@@ -137,6 +147,7 @@ arrow::Status Job::Build() {
       }
       name += " [" + std::to_string(i + 1) + "/" + std::to_string(p) + "]";
       auto task = std::make_unique<Task>(this, scheduler_.get(), name);
+      task->unaligned_checkpoints = options_.checkpoint.unaligned;
       auto make_ctx = [&](const PlanNode& node) {
         OperatorContext ctx;
         ctx.operator_name = node.name;
@@ -145,6 +156,9 @@ arrow::Status Job::Build() {
         ctx.max_parallelism = options_.max_parallelism;
         ctx.pool = pool_;
         ctx.exec_context = exec_context_.get();
+        ctx.key_groups = KeyGroupRange::ForInstance(i, p, options_.max_parallelism);
+        ctx.state = &options_.state;
+        ctx.job_name = options_.job_name;
         return ctx;
       };
       size_t first_op = 0;
@@ -152,6 +166,7 @@ arrow::Status Job::Build() {
       if (registry->IsSource(head.kind)) {
         ARROW_ASSIGN_OR_RAISE(task->source, registry->MakeSource(head, i, p));
         task->source_ctx = make_ctx(head);
+        task->source_uid = head.state_uid();
         task->source_metrics = op_metrics_[head.id][i].get();
         first_op = 1;
       }
@@ -159,6 +174,7 @@ arrow::Status Job::Build() {
         const PlanNode& node = nodes[chain[k]];
         auto slot = std::make_unique<OperatorSlot>();
         slot->node_id = node.id;
+        slot->uid = node.state_uid();
         ARROW_ASSIGN_OR_RAISE(slot->op, registry->MakeOperator(node, i, p));
         slot->ctx = make_ctx(node);
         slot->metrics = op_metrics_[node.id][i].get();
@@ -213,6 +229,8 @@ arrow::Status Job::Build() {
           InputChannelState in;
           in.channel = channel.get();
           in.logical_input = static_cast<int>(e);
+          in.partitioning = edge.partitioning;
+          in.keys = edge.keys;
           consumers_tasks[ci]->inputs.push_back(in);
           out.channels.push_back(channel.get());
           channels_.push_back(std::move(channel));
@@ -221,7 +239,18 @@ arrow::Status Job::Build() {
       }
     }
   }
-  return arrow::Status::OK();
+
+  // Checkpoints and restore.
+  checkpoint::CheckpointCoordinator::JobHooks hooks;
+  hooks.inject_barriers = [this](int64_t id, bool stop) { InjectBarriers(id, stop); };
+  hooks.notify_complete = [this](int64_t id) { NotifyCheckpointComplete(id); };
+  hooks.fail_job = [this](const arrow::Status& st) { Fail(st); };
+  hooks.cancel_job = [this] { Cancel(); };
+  hooks.resume_sources = [this] { ResumeSources(); };
+  coordinator_ = std::make_unique<checkpoint::CheckpointCoordinator>(
+      options_.checkpoint, options_.job_name, options_.max_parallelism, tasks_.size(),
+      pool_, std::move(hooks));
+  return coordinator_->PrepareRestore(uids);
 }
 
 arrow::Status Job::Start() {
@@ -231,6 +260,7 @@ arrow::Status Job::Start() {
     started_ = true;
     start_ns_ = NowNanos();
   }
+  coordinator_->Start();
   // Tasks start in the queued state: enqueue each once.
   for (auto& task : tasks_) scheduler_->Enqueue(task.get());
   scheduler_->Start();
@@ -238,8 +268,13 @@ arrow::Status Job::Start() {
 }
 
 arrow::Status Job::Wait() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_cv_.wait(lock, [this] { return finished_tasks_ == tasks_.size(); });
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_cv_.wait(lock, [this] { return finished_tasks_ == tasks_.size(); });
+  }
+  // No checkpoint I/O goes on after Wait returned.
+  coordinator_->Shutdown();
+  std::lock_guard<std::mutex> lock(mutex_);
   return status_;
 }
 
@@ -262,9 +297,10 @@ void Job::Fail(const arrow::Status& status) {
 }
 
 void Job::TaskFinished(Task* task) {
+  // A finishing task aborts the checkpoint in flight and prevents new ones.
+  coordinator_->TaskFinished(task->name());
   std::lock_guard<std::mutex> lock(mutex_);
   ++finished_tasks_;
-  if (pending_checkpoint_ >= 0) pending_checkpoint_ = -1;  // a finishing task aborts it
   if (finished_tasks_ == tasks_.size()) {
     end_ns_ = NowNanos();
     done_cv_.notify_all();
@@ -272,33 +308,51 @@ void Job::TaskFinished(Task* task) {
 }
 
 arrow::Status Job::TriggerCheckpoint(int64_t checkpoint_id) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!started_)
-      return arrow::Status::Invalid("cannot checkpoint a job that has not started");
-    if (finished_tasks_ > 0) {
-      return arrow::Status::Invalid("cannot take checkpoint ", checkpoint_id,
-                                    ": some tasks have already finished");
-    }
-    if (pending_checkpoint_ >= 0) {
-      return arrow::Status::Invalid("checkpoint ", pending_checkpoint_,
-                                    " is still in progress");
-    }
-    pending_checkpoint_ = checkpoint_id;
-    pending_acks_ = tasks_.size();
-  }
-  for (auto& task : tasks_) {
-    if (task->source) task->InjectBarrier(checkpoint_id);
-  }
-  return arrow::Status::OK();
+  if (checkpoint_id < 0) return arrow::Status::Invalid("checkpoint ids are positive");
+  return coordinator_->TriggerCheckpoint(checkpoint_id).status();
+}
+
+arrow::Result<int64_t> Job::TriggerCheckpoint() {
+  return coordinator_->TriggerCheckpoint(-1);
+}
+
+int64_t Job::completed_checkpoints() const { return coordinator_->completed(); }
+
+bool Job::AwaitCheckpoints(int64_t count, int64_t timeout_ms) {
+  return coordinator_->AwaitCompleted(count, timeout_ms);
+}
+
+arrow::Result<std::string> Job::TriggerSavepoint(const std::string& path) {
+  return coordinator_->TriggerSavepoint(path, false);
+}
+
+arrow::Result<std::string> Job::StopWithSavepoint(const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(auto dir, coordinator_->TriggerSavepoint(path, true));
+  Cancel();
+  return dir;
+}
+
+checkpoint::CheckpointStats Job::CheckpointStatistics() const {
+  return coordinator_->stats();
 }
 
 void Job::AcknowledgeCheckpoint(int64_t checkpoint_id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (checkpoint_id != pending_checkpoint_) return;
-  if (--pending_acks_ == 0) {
-    pending_checkpoint_ = -1;
-    completed_checkpoints_.fetch_add(1);
+  coordinator_->Acknowledge(checkpoint_id);
+}
+
+void Job::InjectBarriers(int64_t checkpoint_id, bool stop) {
+  for (auto& task : tasks_) {
+    if (task->source) task->InjectBarrier(checkpoint_id, stop);
+  }
+}
+
+void Job::NotifyCheckpointComplete(int64_t checkpoint_id) {
+  for (auto& task : tasks_) task->NotifyCheckpointComplete(checkpoint_id);
+}
+
+void Job::ResumeSources() {
+  for (auto& task : tasks_) {
+    if (task->source) task->ResumeSource();
   }
 }
 
@@ -329,7 +383,10 @@ JobMetrics Job::Metrics() const {
   std::lock_guard<std::mutex> lock(mutex_);
   int64_t end = finished_tasks_ == tasks_.size() && end_ns_ ? end_ns_ : NowNanos();
   m.elapsed_seconds = started_ ? static_cast<double>(end - start_ns_) / 1e9 : 0.0;
-  m.completed_checkpoints = completed_checkpoints_.load();
+  auto stats = coordinator_->stats();
+  m.completed_checkpoints = stats.completed;
+  m.failed_checkpoints = stats.failed;
+  m.last_checkpoint_failure = stats.last_failure;
   return m;
 }
 
@@ -387,6 +444,13 @@ std::string JobMetrics::ToString() const {
       static_cast<double>(memory.peak_bytes) / (1 << 20),
       static_cast<long long>(memory.num_allocations), elapsed_seconds);
   os << line;
+  if (completed_checkpoints > 0 || failed_checkpoints > 0) {
+    os << "checkpoints: " << completed_checkpoints << " completed, " << failed_checkpoints
+       << " failed";
+    if (!last_checkpoint_failure.empty())
+      os << " (last failure: " << last_checkpoint_failure << ")";
+    os << "\n";
+  }
   return os.str();
 }
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "sabot/checkpoint/stats.h"
 #include "sabot/exec/channel.h"
 #include "sabot/exec/memory.h"
 #include "sabot/exec/metrics.h"
@@ -23,6 +24,10 @@
 #include "sabot/plan/plan.h"
 
 namespace sabot {
+
+namespace checkpoint {
+class CheckpointCoordinator;
+}
 
 /// Checkpointing of a job (see docs/checkpoints.md for the directory layout).
 struct CheckpointOptions {
@@ -40,6 +45,9 @@ struct CheckpointOptions {
   /// Restore on start: "" (fresh start), "latest" (latest completed checkpoint
   /// in `directory`, fresh when none), or the path of a checkpoint/savepoint.
   std::string restore_from;
+  /// Restoring state of an operator uid the job no longer has is an error
+  /// unless this is set (then that state is skipped).
+  bool allow_non_restored_state = false;
 };
 
 struct JobOptions {
@@ -80,16 +88,33 @@ class Job {
   JobMetrics Metrics() const;
   std::string DescribePhysicalPlan() const;
 
-  /// Injects barrier `checkpoint_id` at every source; completion is counted when
-  /// every task acknowledged it. Returns at once.
+  /// Injects barrier `checkpoint_id` at every source. The checkpoint completes
+  /// when every task acknowledged it and its state is durable (see
+  /// docs/checkpoints.md). Returns at once; fails when one is in flight.
   arrow::Status TriggerCheckpoint(int64_t checkpoint_id);
-  int64_t completed_checkpoints() const { return completed_checkpoints_.load(); }
+  /// The same with the next checkpoint id, which is returned.
+  arrow::Result<int64_t> TriggerCheckpoint();
+  int64_t completed_checkpoints() const;
+  /// Waits until `count` checkpoints completed (true), or the job can no longer
+  /// checkpoint, or `timeout_ms` passed (false).
+  bool AwaitCheckpoints(int64_t count, int64_t timeout_ms);
+  /// Takes a self-contained savepoint at `path` (which must not exist or be
+  /// empty) and blocks until it is complete; returns its path.
+  arrow::Result<std::string> TriggerSavepoint(const std::string& path);
+  /// Takes a savepoint with the sources stopped right after its barrier, then
+  /// cancels the job: a restore from it continues exactly where this run ended.
+  /// When the savepoint fails the sources resume and the job keeps running.
+  arrow::Result<std::string> StopWithSavepoint(const std::string& path);
+  /// Counters, last failure, restore origin.
+  checkpoint::CheckpointStats CheckpointStatistics() const;
 
   // Called by tasks.
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
   void Fail(const arrow::Status& status);
   void TaskFinished(Task* task);
   void AcknowledgeCheckpoint(int64_t checkpoint_id);
+  checkpoint::CheckpointCoordinator* checkpoints() { return coordinator_.get(); }
+  const JobOptions& options() const { return options_; }
 
   JobMemoryPool* pool() { return pool_; }
   /// Wakes `task` at wall-clock time `wall_time_ms` (processing-time timers).
@@ -100,6 +125,10 @@ class Job {
   Job(const LogicalPlan& plan, JobOptions options);
   arrow::Status Build();
   void TimerLoop();
+  // Checkpoint coordinator hooks.
+  void InjectBarriers(int64_t checkpoint_id, bool stop);
+  void NotifyCheckpointComplete(int64_t checkpoint_id);
+  void ResumeSources();
 
   LogicalPlan plan_;
   JobOptions options_;
@@ -124,9 +153,7 @@ class Job {
   std::atomic<bool> cancelled_{false};
   int64_t start_ns_ = 0;
   int64_t end_ns_ = 0;
-  std::atomic<int64_t> completed_checkpoints_{0};
-  int64_t pending_checkpoint_ = -1;
-  size_t pending_acks_ = 0;
+  std::unique_ptr<checkpoint::CheckpointCoordinator> coordinator_;
 
   // Processing-time wake-ups: a thread started on the first timer.
   using Wakeup = std::pair<int64_t, Task*>;

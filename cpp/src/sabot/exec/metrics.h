@@ -60,6 +60,8 @@ struct JobMetrics {
   MemoryStats memory;
   double elapsed_seconds = 0;
   int64_t completed_checkpoints = 0;
+  int64_t failed_checkpoints = 0;
+  std::string last_checkpoint_failure;  ///< "" when none failed
 
   /// A readable multi-line report (what a bounded job prints at the end).
   std::string ToString() const;

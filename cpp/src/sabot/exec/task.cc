@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "sabot/checkpoint/coordinator.h"
 #include "sabot/exec/job.h"
 #include "sabot/exec/partitioner.h"
 #include "sabot/exec/scheduler.h"
@@ -259,9 +260,37 @@ void Task::Wake() {
   }
 }
 
-void Task::InjectBarrier(int64_t checkpoint_id) {
+void Task::InjectBarrier(int64_t checkpoint_id, bool stop) {
+  injected_stop_.store(stop);
   injected_barrier_.store(checkpoint_id);
   Wake();
+}
+
+void Task::NotifyCheckpointComplete(int64_t checkpoint_id) {
+  int64_t current = notify_id_.load();
+  while (checkpoint_id > current &&
+         !notify_id_.compare_exchange_weak(current, checkpoint_id)) {
+  }
+  Wake();
+}
+
+void Task::ResumeSource() {
+  source_stopped_.store(false);
+  Wake();
+}
+
+arrow::Status Task::DeliverCheckpointComplete() {
+  const int64_t id = notify_id_.load();
+  if (id <= notified_id_) return arrow::Status::OK();
+  notified_id_ = id;
+  if (source) {
+    ARROW_RETURN_NOT_OK(WithOperator(source->NotifyCheckpointComplete(id), source_ctx));
+  }
+  for (auto& slot : slots) {
+    ARROW_RETURN_NOT_OK(
+        WithOperator(slot->op->NotifyCheckpointComplete(id, &slot->ctx), slot->ctx));
+  }
+  return arrow::Status::OK();
 }
 
 void Task::AfterSlice(SliceResult result) {
@@ -309,10 +338,17 @@ Task::SliceResult Task::RunSlice() {
   if (finished_) {
     result = SliceResult::kFinished;
   } else if (job_->cancelled()) {
+    // A completion that arrived before the cancellation is still delivered
+    // (stop-with-savepoint commits what the savepoint covers).
+    if (opened_) {
+      auto notified = DeliverCheckpointComplete();
+      if (!notified.ok()) job_->Fail(notified);
+    }
     finished_ = true;
     result = SliceResult::kFinished;
   } else {
     if (!opened_) st = Open();
+    if (st.ok()) st = DeliverCheckpointComplete();
     if (st.ok()) st = RunAsyncReady();
     if (st.ok() && has_processing_timers_) {
       int64_t now = WallClockMillis();
@@ -344,27 +380,164 @@ arrow::Status Task::Open() {
       job_->ScheduleWakeup(this, time);
     });
   }
-  if (source) ARROW_RETURN_NOT_OK(WithOperator(source->Open(&source_ctx), source_ctx));
-  for (auto& slot : slots)
-    ARROW_RETURN_NOT_OK(WithOperator(slot->op->Open(&slot->ctx), slot->ctx));
+  // On restore each operator finds its state in ctx.restore during Open only.
+  auto* checkpoints = job_->checkpoints();
+  if (source) {
+    auto reader = checkpoints->NewReader(source_uid, source_ctx.instance_index,
+                                         source_ctx.parallelism);
+    source_ctx.restore = reader.get();
+    auto st = source->Open(&source_ctx);
+    source_ctx.restore = nullptr;
+    ARROW_RETURN_NOT_OK(WithOperator(st, source_ctx));
+  }
+  std::vector<std::unique_ptr<checkpoint::FileSnapshotReader>> readers;
+  for (auto& slot_ptr : slots) {
+    auto& slot = *slot_ptr;
+    auto reader =
+        checkpoints->NewReader(slot.uid, slot.ctx.instance_index, slot.ctx.parallelism);
+    slot.ctx.restore = reader.get();
+    auto st = slot.op->Open(&slot.ctx);
+    slot.ctx.restore = nullptr;
+    ARROW_RETURN_NOT_OK(WithOperator(st, slot.ctx));
+    readers.push_back(std::move(reader));
+  }
+  // Channel state goes to the operator it was recorded for, also when that
+  // operator is chained in this run (its input is then input 0).
+  for (size_t k = 0; k < slots.size(); ++k) {
+    if (readers[k])
+      ARROW_RETURN_NOT_OK(RestoreChannelState(slots[k].get(), readers[k].get()));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::RestoreChannelState(OperatorSlot* slot,
+                                        checkpoint::FileSnapshotReader* reader) {
+  // Batches an unaligned checkpoint recorded in flight: replayed before any
+  // new input, in the order of their logical inputs.
+  const std::string prefix = kChannelStateTablePrefix;
+  int num_inputs = 1;
+  if (slot == slots.front().get() && !source) {
+    for (const auto& in : inputs) num_inputs = std::max(num_inputs, in.logical_input + 1);
+  }
+  for (const auto& table : reader->KeyedTables()) {
+    if (table.rfind(prefix, 0) != 0) continue;
+    const std::string suffix = table.substr(prefix.size());
+    int input = -1;
+    try {
+      input = std::stoi(suffix);
+    } catch (...) {
+    }
+    if (input < 0 || input >= num_inputs) {
+      return arrow::Status::Invalid("operator '", slot->ctx.operator_name,
+                                    "': the checkpoint holds channel state of input ",
+                                    suffix, " but the operator has ", num_inputs,
+                                    " input(s)");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto batches, reader->ReadKeyed(table));
+    for (const auto& batch : batches) ARROW_RETURN_NOT_OK(slot->Process(input, batch));
+  }
   return arrow::Status::OK();
 }
 
 Collector* Task::head() { return &source_out; }
 
-arrow::Status Task::Snapshot(int64_t checkpoint_id) {
-  // Placeholder until the checkpoint storage lands: state is handed to an
-  // in-memory snapshot that is dropped.
-  MemorySnapshot snapshot(checkpoint_id);
+arrow::Status Task::SnapshotAndForward(int64_t checkpoint_id) {
+  // The synchronous part: each writer only records what the operator hands
+  // over; the coordinator's I/O thread writes it while this task goes on.
+  auto* checkpoints = job_->checkpoints();
+  if (source) {
+    auto writer = checkpoints->NewWriter(
+        checkpoint_id, source_uid, source_ctx.instance_index, source_ctx.parallelism);
+    writer->set_describe_positions(true);
+    ARROW_RETURN_NOT_OK(WithOperator(source->SnapshotState(writer.get()), source_ctx));
+    checkpoints->Submit(checkpoint_id, std::move(writer));
+  }
   for (auto& slot : slots) {
-    auto writer = snapshot.Writer(slot->ctx.operator_name, slot->ctx.instance_index,
-                                  slot->ctx.parallelism);
+    auto writer = checkpoints->NewWriter(checkpoint_id, slot->uid,
+                                         slot->ctx.instance_index, slot->ctx.parallelism);
     ARROW_RETURN_NOT_OK(
         WithOperator(slot->op->SnapshotState(writer.get(), &slot->ctx), slot->ctx));
+    checkpoints->Submit(checkpoint_id, std::move(writer));
   }
   router.Broadcast(StreamElement::Barrier(checkpoint_id));
+  last_snapshot_id_ = checkpoint_id;
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::Snapshot(int64_t checkpoint_id) {
+  ARROW_RETURN_NOT_OK(SnapshotAndForward(checkpoint_id));
   job_->AcknowledgeCheckpoint(checkpoint_id);
   return arrow::Status::OK();
+}
+
+arrow::Status Task::OnBarrier(InputChannelState* input, int64_t id) {
+  if (unaligned_checkpoints && inputs.size() > 1) return OnBarrierUnaligned(input, id);
+  // Barriers of one channel arrive in order. A barrier older than the one being
+  // aligned (or than the last snapshot) belongs to a checkpoint that was given
+  // up; a newer one means the one being aligned was given up (failed or
+  // aborted), so alignment starts over for the newer one.
+  if (id <= last_snapshot_id_) return arrow::Status::OK();
+  if (aligning_checkpoint_ >= 0 && id < aligning_checkpoint_) return arrow::Status::OK();
+  if (aligning_checkpoint_ >= 0 && id > aligning_checkpoint_) {
+    for (auto& in : inputs) in.blocked_by_barrier = false;
+  }
+  aligning_checkpoint_ = id;
+  input->blocked_by_barrier = true;
+  return CheckAlignment();
+}
+
+arrow::Status Task::OnBarrierUnaligned(InputChannelState* input, int64_t id) {
+  if (id <= last_snapshot_id_ && id != unaligned_checkpoint_) return arrow::Status::OK();
+  if (unaligned_checkpoint_ >= 0 && id < unaligned_checkpoint_)
+    return arrow::Status::OK();
+  if (unaligned_checkpoint_ >= 0 && id > unaligned_checkpoint_) {
+    channel_state_.reset();  // the older checkpoint was given up
+    unaligned_checkpoint_ = -1;
+    for (auto& in : inputs) in.barrier_seen = false;
+  }
+  if (unaligned_checkpoint_ < 0) {
+    // First barrier: snapshot at once and forward it; keep reading every input
+    // and record what arrives on channels whose barrier is still to come.
+    unaligned_checkpoint_ = id;
+    ARROW_RETURN_NOT_OK(SnapshotAndForward(id));
+    const OperatorSlot& head = *slots.front();
+    channel_state_ = job_->checkpoints()->NewWriter(id, head.uid, head.ctx.instance_index,
+                                                    head.ctx.parallelism);
+  }
+  input->barrier_seen = true;
+  return MaybeFinishUnaligned();
+}
+
+arrow::Status Task::MaybeFinishUnaligned() {
+  if (unaligned_checkpoint_ < 0) return arrow::Status::OK();
+  for (const auto& in : inputs) {
+    if (!in.end_of_stream && !in.barrier_seen) return arrow::Status::OK();
+  }
+  const int64_t id = unaligned_checkpoint_;
+  unaligned_checkpoint_ = -1;
+  for (auto& in : inputs) in.barrier_seen = false;
+  job_->checkpoints()->Submit(id, std::move(channel_state_));
+  job_->AcknowledgeCheckpoint(id);
+  return arrow::Status::OK();
+}
+
+arrow::Status Task::RecordChannelState(InputChannelState* input,
+                                       const std::shared_ptr<arrow::RecordBatch>& batch) {
+  const std::string table =
+      kChannelStateTablePrefix + std::to_string(input->logical_input);
+  if (input->partitioning == Partitioning::kHash) {
+    // Keyed by the edge's keys: a restore at another parallelism replays each
+    // row at the instance that owns its key.
+    return channel_state_->WriteKeyed(table, batch, input->keys);
+  }
+  // Other edges: the rows go to whichever instance inherits this instance's
+  // first key group.
+  const OperatorSlot& head = *slots.front();
+  ARROW_ASSIGN_OR_RAISE(auto groups, arrow::MakeArrayFromScalar(
+                                         arrow::Int32Scalar(head.ctx.key_groups.first),
+                                         batch->num_rows(), head.ctx.pool));
+  return channel_state_->WriteKeyedWithGroups(
+      table, batch, std::static_pointer_cast<arrow::Int32Array>(groups));
 }
 
 arrow::Status Task::Finish(bool* done) {
@@ -407,7 +580,17 @@ arrow::Status Task::RunSource(SliceResult* result) {
   }
   for (int i = 0; i < kSliceMaxElements; ++i) {
     int64_t barrier = injected_barrier_.exchange(-1);
-    if (barrier >= 0) ARROW_RETURN_NOT_OK(Snapshot(barrier));
+    if (barrier >= 0) {
+      const bool stop = injected_stop_.exchange(false);
+      ARROW_RETURN_NOT_OK(Snapshot(barrier));
+      if (stop) source_stopped_.store(true);
+    }
+    if (source_stopped_.load()) {
+      // Stopped by a stop-with-savepoint barrier: wait for the cancellation
+      // (or for ResumeSource when the savepoint failed).
+      *result = SliceResult::kBlockedInput;
+      return arrow::Status::OK();
+    }
     if (router.AnyFull()) {
       *result = SliceResult::kBlockedOutput;
       return arrow::Status::OK();
@@ -458,6 +641,9 @@ arrow::Status Task::HandleElement(InputChannelState* input, StreamElement elemen
   }
   switch (element.kind) {
     case ElementKind::kBatch:
+      if (unaligned_checkpoint_ >= 0 && !input->barrier_seen) {
+        ARROW_RETURN_NOT_OK(RecordChannelState(input, element.batch));
+      }
       return slots.front()->Process(input->logical_input, element.batch);
     case ElementKind::kWatermark:
       input->watermark = std::max(input->watermark, element.value);
@@ -468,17 +654,11 @@ arrow::Status Task::HandleElement(InputChannelState* input, StreamElement elemen
       // An idle channel no longer holds back the others.
       return MergeWatermarks();
     case ElementKind::kBarrier:
-      if (aligning_checkpoint_ >= 0 && aligning_checkpoint_ != element.value) {
-        return arrow::Status::Invalid("task '", name_, "' received barrier ",
-                                      element.value, " while aligning checkpoint ",
-                                      aligning_checkpoint_);
-      }
-      aligning_checkpoint_ = element.value;
-      input->blocked_by_barrier = true;
-      return CheckAlignment();
+      return OnBarrier(input, element.value);
     case ElementKind::kEndOfStream:
       input->end_of_stream = true;
       ARROW_RETURN_NOT_OK(CheckAlignment());
+      ARROW_RETURN_NOT_OK(MaybeFinishUnaligned());
       // The finished channel no longer holds back the merged watermark.
       return MergeWatermarks();
   }

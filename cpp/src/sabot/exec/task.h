@@ -19,6 +19,14 @@ namespace sabot {
 
 class Job;
 class Scheduler;
+namespace checkpoint {
+class FileSnapshotWriter;
+class FileSnapshotReader;
+}  // namespace checkpoint
+
+/// Keyed-table name prefix under which an unaligned checkpoint keeps the
+/// batches in flight on logical input <n> of a task's head operator.
+inline constexpr const char* kChannelStateTablePrefix = "__sabot_channel_state.";
 
 /// The outgoing side of one plan edge, seen from one producer task.
 struct OutputEdge {
@@ -73,6 +81,7 @@ class SlotNotifier;
 /// One operator instance inside a task's chain.
 struct OperatorSlot {
   int node_id = -1;
+  std::string uid;  ///< stable identity of its state (PlanNode::state_uid)
   std::unique_ptr<Operator> op;
   OperatorContext ctx;
   OperatorMetrics* metrics = nullptr;
@@ -92,9 +101,14 @@ struct OperatorSlot {
 struct InputChannelState {
   Channel* channel = nullptr;
   int logical_input = 0;  ///< index of the plan edge it belongs to
+  Partitioning partitioning = Partitioning::kForward;  ///< of that edge
+  std::vector<std::string> keys;                       ///< of a hash edge
   int64_t watermark = kMinWatermark;
   bool end_of_stream = false;
   bool blocked_by_barrier = false;
+  /// Unaligned checkpoints: this channel's barrier arrived (its later batches
+  /// are not channel state).
+  bool barrier_seen = false;
   bool idle = false;
 };
 
@@ -122,19 +136,29 @@ class Task {
   void AfterSlice(SliceResult result);
 
   /// Asks a source task to emit checkpoint barrier `checkpoint_id` (any thread).
-  void InjectBarrier(int64_t checkpoint_id);
+  /// `stop`: the source stops emitting after the barrier (stop-with-savepoint).
+  void InjectBarrier(int64_t checkpoint_id, bool stop = false);
+  /// Checkpoint `checkpoint_id` completed (any thread): the task calls
+  /// NotifyCheckpointComplete on its source and operators, in chain order, on
+  /// its own thread at the start of its next slice.
+  void NotifyCheckpointComplete(int64_t checkpoint_id);
+  /// A source stopped by a stop-with-savepoint barrier emits again (any thread).
+  void ResumeSource();
 
   const std::string& name() const { return name_; }
   TaskMetricsSnapshot MetricsSnapshot() const;
 
   // Wiring, set up by the Job before start.
   std::unique_ptr<SourceReader> source;
+  std::string source_uid;
   OperatorContext source_ctx;
   OperatorMetrics* source_metrics = nullptr;
   SlotOutput source_out;
   std::vector<InputChannelState> inputs;
   std::vector<std::unique_ptr<OperatorSlot>> slots;
   OutputRouter router;
+  /// Unaligned checkpoints (CheckpointOptions::unaligned) for multi-input tasks.
+  bool unaligned_checkpoints = false;
 
  private:
   enum class SchedState { kWaiting, kQueued, kRunning, kDone };
@@ -147,7 +171,20 @@ class Task {
   arrow::Status MergeWatermarks();
   arrow::Status UpdateIdleness();
   arrow::Status CheckAlignment();
+  arrow::Status OnBarrier(InputChannelState* input, int64_t checkpoint_id);
+  arrow::Status OnBarrierUnaligned(InputChannelState* input, int64_t checkpoint_id);
+  arrow::Status MaybeFinishUnaligned();
+  arrow::Status RecordChannelState(InputChannelState* input,
+                                   const std::shared_ptr<arrow::RecordBatch>& batch);
+  arrow::Status RestoreChannelState(OperatorSlot* slot,
+                                    checkpoint::FileSnapshotReader* reader);
+  /// Snapshots the source and every operator (the synchronous part), then
+  /// forwards the barrier downstream.
+  arrow::Status SnapshotAndForward(int64_t checkpoint_id);
+  /// SnapshotAndForward, then acknowledges the checkpoint.
   arrow::Status Snapshot(int64_t checkpoint_id);
+  arrow::Status DeliverCheckpointComplete();
+
   /// End of input: the max watermark, then Close of every operator in chain
   /// order, then end-of-stream downstream. Sets *done = false (and is called
   /// again after a wake-up) while an operator still has asynchronous work.
@@ -173,6 +210,14 @@ class Task {
   int64_t aligning_checkpoint_ = -1;
   size_t next_input_ = 0;
   std::atomic<int64_t> injected_barrier_{-1};
+  std::atomic<bool> injected_stop_{false};
+  std::atomic<bool> source_stopped_{false};
+  std::atomic<int64_t> notify_id_{-1};
+  int64_t notified_id_ = -1;
+  int64_t last_snapshot_id_ = -1;
+  // Unaligned checkpoint in progress: its id and the channel state recorded.
+  int64_t unaligned_checkpoint_ = -1;
+  std::unique_ptr<checkpoint::FileSnapshotWriter> channel_state_;
 
   std::mutex sched_mutex_;
   SchedState sched_state_ = SchedState::kQueued;

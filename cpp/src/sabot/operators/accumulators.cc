@@ -93,6 +93,38 @@ std::shared_ptr<arrow::Array> MakeNumeric(const std::vector<T>& values,
   return out;
 }
 
+// Column `i` of an aggregate's checkpointed state, checked against `type`.
+template <typename ArrayType>
+arrow::Result<const ArrayType*> StateColumn(const arrow::ArrayVector& columns, size_t i,
+                                            const arrow::DataType& type,
+                                            const char* aggregate) {
+  if (i >= columns.size()) {
+    return arrow::Status::Invalid("restoring ", aggregate, " state: ", columns.size(),
+                                  " state columns, expected more than ", i);
+  }
+  if (!columns[i]->type()->Equals(type)) {
+    return arrow::Status::TypeError("restoring ", aggregate, " state: column ", i,
+                                    " has type ", columns[i]->type()->ToString(),
+                                    ", expected ", type.ToString());
+  }
+  return static_cast<const ArrayType*>(columns[i].get());
+}
+
+// A list column (one list per group) from per-group vectors of values appended
+// by `append(builder, group_index)`.
+template <typename ValueBuilder, typename Append>
+arrow::Result<std::shared_ptr<arrow::Array>> MakeListColumn(
+    size_t num_groups, std::shared_ptr<ValueBuilder> values, Append&& append,
+    arrow::MemoryPool* pool) {
+  arrow::ListBuilder lists(pool, values);
+  ARROW_RETURN_NOT_OK(lists.Reserve(static_cast<int64_t>(num_groups)));
+  for (size_t i = 0; i < num_groups; ++i) {
+    ARROW_RETURN_NOT_OK(lists.Append());
+    ARROW_RETURN_NOT_OK(append(values.get(), i));
+  }
+  return lists.Finish();
+}
+
 // ---------------------------------------------------------------------------
 
 class CountAccumulator : public Accumulator {
@@ -126,6 +158,23 @@ class CountAccumulator : public Accumulator {
   }
   std::unique_ptr<Accumulator> MakeEmpty() const override {
     return std::make_unique<CountAccumulator>();
+  }
+  int num_state_columns() const override { return 1; }
+  arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                            std::vector<std::string>* names,
+                            arrow::ArrayVector* columns) override {
+    std::vector<int64_t> out(groups.size());
+    for (size_t i = 0; i < groups.size(); ++i) out[i] = counts_[groups[i]];
+    names->push_back("count");
+    columns->push_back(MakeNumeric(out, nullptr));
+    return arrow::Status::OK();
+  }
+  arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                           int64_t length) override {
+    ARROW_ASSIGN_OR_RAISE(const auto* c, StateColumn<arrow::Int64Array>(
+                                             columns, 0, *arrow::int64(), "count"));
+    for (int64_t i = 0; i < length; ++i) counts_[ids[i]] += c->Value(i);
+    return arrow::Status::OK();
   }
 
  private:
@@ -212,6 +261,34 @@ class ReduceAccumulator : public Accumulator {
   std::unique_ptr<Accumulator> MakeEmpty() const override {
     return std::make_unique<ReduceAccumulator>(out_type_);
   }
+  int num_state_columns() const override { return 1; }
+  // The running value in T (int64 or float64), null for a group without values.
+  arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                            std::vector<std::string>* names,
+                            arrow::ArrayVector* columns) override {
+    std::vector<T> out(groups.size());
+    std::vector<uint8_t> valid(groups.size());
+    for (size_t i = 0; i < groups.size(); ++i) {
+      out[i] = values_[groups[i]];
+      valid[i] = seen_[groups[i]];
+    }
+    names->push_back("value");
+    columns->push_back(MakeNumeric(out, &valid));
+    return arrow::Status::OK();
+  }
+  arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                           int64_t length) override {
+    using ArrayType =
+        typename arrow::TypeTraits<typename arrow::CTypeTraits<T>::ArrowType>::ArrayType;
+    ARROW_ASSIGN_OR_RAISE(
+        const auto* c,
+        StateColumn<ArrayType>(columns, 0, *arrow::CTypeTraits<T>::type_singleton(),
+                               "sum/min/max"));
+    for (int64_t i = 0; i < length; ++i) {
+      if (c->IsValid(i)) Apply(&values_[ids[i]], &seen_[ids[i]], c->Value(i));
+    }
+    return arrow::Status::OK();
+  }
 
  private:
   std::shared_ptr<arrow::DataType> out_type_;
@@ -296,6 +373,35 @@ class MomentAccumulator : public Accumulator {
   std::unique_ptr<Accumulator> MakeEmpty() const override {
     return std::make_unique<MomentAccumulator>(kind_);
   }
+  int num_state_columns() const override { return 3; }
+  arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                            std::vector<std::string>* names,
+                            arrow::ArrayVector* columns) override {
+    std::vector<double> n(groups.size()), mean(groups.size()), m2(groups.size());
+    for (size_t i = 0; i < groups.size(); ++i) {
+      n[i] = n_[groups[i]];
+      mean[i] = mean_[groups[i]];
+      m2[i] = m2_[groups[i]];
+    }
+    for (const char* name : {"n", "mean", "m2"}) names->push_back(name);
+    columns->push_back(MakeNumeric(n, nullptr));
+    columns->push_back(MakeNumeric(mean, nullptr));
+    columns->push_back(MakeNumeric(m2, nullptr));
+    return arrow::Status::OK();
+  }
+  arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                           int64_t length) override {
+    const arrow::DoubleArray* c[3];
+    for (size_t k = 0; k < 3; ++k) {
+      ARROW_ASSIGN_OR_RAISE(c[k], StateColumn<arrow::DoubleArray>(
+                                      columns, k, *arrow::float64(), "mean/variance"));
+    }
+    for (int64_t i = 0; i < length; ++i) {
+      const double n = c[0]->Value(i);
+      if (n > 0) Add(ids[i], n, c[1]->Value(i), c[2]->Value(i));
+    }
+    return arrow::Status::OK();
+  }
 
  private:
   Moment kind_;
@@ -369,6 +475,38 @@ class CountDistinctAccumulator : public Accumulator {
   std::unique_ptr<Accumulator> MakeEmpty() const override {
     return std::make_unique<CountDistinctAccumulator>();
   }
+  int num_state_columns() const override { return 1; }
+  // The distinct values' bytes of each group, as list<binary>.
+  arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                            std::vector<std::string>* names,
+                            arrow::ArrayVector* columns) override {
+    auto values = std::make_shared<arrow::BinaryBuilder>();
+    ARROW_ASSIGN_OR_RAISE(auto lists,
+                          MakeListColumn(
+                              groups.size(), values,
+                              [&](arrow::BinaryBuilder* b, size_t i) -> arrow::Status {
+                                for (const auto& v : sets_[groups[i]])
+                                  ARROW_RETURN_NOT_OK(b->Append(v));
+                                return arrow::Status::OK();
+                              },
+                              arrow::default_memory_pool()));
+    names->push_back("values");
+    columns->push_back(std::move(lists));
+    return arrow::Status::OK();
+  }
+  arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                           int64_t length) override {
+    ARROW_ASSIGN_OR_RAISE(
+        const auto* c, StateColumn<arrow::ListArray>(
+                           columns, 0, *arrow::list(arrow::binary()), "count_distinct"));
+    const auto& values = static_cast<const arrow::BinaryArray&>(*c->values());
+    for (int64_t i = 0; i < length; ++i) {
+      if (c->IsNull(i)) continue;
+      for (int64_t j = c->value_offset(i); j < c->value_offset(i + 1); ++j)
+        sets_[ids[i]].emplace(values.GetView(j));
+    }
+    return arrow::Status::OK();
+  }
 
  private:
   std::vector<std::unordered_set<std::string>> sets_;
@@ -437,6 +575,44 @@ class FixedCountDistinctAccumulator : public Accumulator {
   }
   std::unique_ptr<Accumulator> MakeEmpty() const override {
     return std::make_unique<FixedCountDistinctAccumulator>(floating_);
+  }
+  int num_state_columns() const override { return 1; }
+  // The distinct values' bits (normalized) of each group, as list<uint64>: one
+  // pass over the table, bucketed by requested group.
+  arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                            std::vector<std::string>* names,
+                            arrow::ArrayVector* columns) override {
+    std::vector<int64_t> position(counts_.size(), -1);
+    for (size_t i = 0; i < groups.size(); ++i)
+      position[groups[i]] = static_cast<int64_t>(i);
+    std::vector<std::vector<uint64_t>> buckets(groups.size());
+    for (const auto& e : table_) {
+      if (e.gen_plus1 == 0 || e.gen_plus1 != gen_[e.group] + 1) continue;
+      if (position[e.group] >= 0) buckets[position[e.group]].push_back(e.value);
+    }
+    auto values = std::make_shared<arrow::UInt64Builder>();
+    ARROW_ASSIGN_OR_RAISE(auto lists, MakeListColumn(
+                                          groups.size(), values,
+                                          [&](arrow::UInt64Builder* b, size_t i) {
+                                            return b->AppendValues(buckets[i]);
+                                          },
+                                          arrow::default_memory_pool()));
+    names->push_back("values");
+    columns->push_back(std::move(lists));
+    return arrow::Status::OK();
+  }
+  arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                           int64_t length) override {
+    ARROW_ASSIGN_OR_RAISE(
+        const auto* c, StateColumn<arrow::ListArray>(
+                           columns, 0, *arrow::list(arrow::uint64()), "count_distinct"));
+    const auto& values = static_cast<const arrow::UInt64Array&>(*c->values());
+    for (int64_t i = 0; i < length; ++i) {
+      if (c->IsNull(i)) continue;
+      for (int64_t j = c->value_offset(i); j < c->value_offset(i + 1); ++j)
+        Insert(ids[i], values.Value(j));
+    }
+    return arrow::Status::OK();
   }
 
  private:
@@ -575,6 +751,43 @@ class RowRefAccumulator : public Accumulator {
   }
   std::unique_ptr<Accumulator> MakeEmpty() const override {
     return std::make_unique<RowRefAccumulator>(kind_, type_, udaf_, pool_);
+  }
+  int num_state_columns() const override { return 1; }
+  // The referenced values of each group in order, as list<input type> (first /
+  // last: a list of at most one value, so a null value differs from none).
+  arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                            std::vector<std::string>* names,
+                            arrow::ArrayVector* columns) override {
+    ARROW_ASSIGN_OR_RAISE(auto all, AllValues());
+    std::vector<int64_t> indices;
+    std::vector<int32_t> offsets(1, 0);
+    offsets.reserve(groups.size() + 1);
+    for (uint32_t g : groups) {
+      indices.insert(indices.end(), refs_[g].begin(), refs_[g].end());
+      offsets.push_back(static_cast<int32_t>(indices.size()));
+    }
+    auto index_array = MakeNumeric(indices, nullptr);
+    auto offset_array = MakeNumeric(offsets, nullptr);
+    ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(all, index_array));
+    ARROW_ASSIGN_OR_RAISE(auto lists, arrow::ListArray::FromArrays(
+                                          *offset_array, *taken.make_array(), pool_));
+    names->push_back("rows");
+    columns->push_back(std::move(lists));
+    return arrow::Status::OK();
+  }
+  arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                           int64_t length) override {
+    ARROW_ASSIGN_OR_RAISE(const auto* c, StateColumn<arrow::ListArray>(
+                                             columns, 0, *arrow::list(type_), "row"));
+    const int64_t base = total_rows_;
+    chunks_.push_back(c->values());
+    total_rows_ += c->values()->length();
+    for (int64_t i = 0; i < length; ++i) {
+      if (c->IsNull(i)) continue;
+      for (int64_t j = c->value_offset(i); j < c->value_offset(i + 1); ++j)
+        AddRef(ids[i], base + j);
+    }
+    return MaybeCompact();
   }
 
  private:

@@ -56,6 +56,25 @@ class Accumulator {
   /// A new, empty accumulator of the same kind and input type.
   virtual std::unique_ptr<Accumulator> MakeEmpty() const = 0;
 
+  /// Checkpointing: the intermediate state of `groups` (not the final result),
+  /// one row per group in that order, as num_state_columns() columns appended to
+  /// `columns`; `names` gets a short name per column ("count", "mean", ...).
+  /// One pass over the groups, no per-row virtual call.
+  virtual arrow::Status ExportState(const std::vector<uint32_t>& groups,
+                                    std::vector<std::string>* names,
+                                    arrow::ArrayVector* columns) {
+    return arrow::Status::NotImplemented("this aggregate cannot be checkpointed");
+  }
+  /// Number of columns ExportState appends.
+  virtual int num_state_columns() const { return 0; }
+  /// Restore: merges exported state row i (of `columns`, exactly the columns of
+  /// one ExportState) into group ids[i], as MergeFrom would; the groups must
+  /// exist (Resize first). Merging into empty groups restores them exactly.
+  virtual arrow::Status MergeState(const arrow::ArrayVector& columns, const uint32_t* ids,
+                                   int64_t length) {
+    return arrow::Status::NotImplemented("this aggregate cannot be restored");
+  }
+
  protected:
   int64_t num_groups_ = 0;
 };

@@ -9,13 +9,14 @@
 
 #include <algorithm>
 #include <map>
-#include <queue>
+#include <numeric>
 
 #include "sabot/exec/operator.h"
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/join_output.h"
+#include "sabot/operators/operator_state.h"
 
 namespace sabot {
 
@@ -145,9 +146,10 @@ class AsofJoinOperator : public Operator {
     if (output_schema_) {
       std::vector<JoinPair> pairs;
       std::vector<uint32_t> slots;
-      while (!pending_.empty() && pending_.top().ts <= wm) {
-        const PendingRow p = pending_.top();
-        pending_.pop();
+      while (!pending_.empty() && pending_.front().ts <= wm) {
+        std::pop_heap(pending_.begin(), pending_.end(), std::greater<>());
+        const PendingRow p = pending_.back();
+        pending_.pop_back();
         const Version* v = p.null_key ? nullptr : Probe(p.group, p.ts);
         const auto* lb = left_.batches[p.slot].get();
         if (v != nullptr) {
@@ -174,11 +176,224 @@ class AsofJoinOperator : public Operator {
     return arrow::Status::OK();
   }
 
+  /// Keyed tables "left_pending": left rows waiting for the watermark: k0..,
+  /// row (struct of the left columns), ts, seq (arrival order); "right_versions":
+  /// the right rows kept per key: k0.., row, ts, deleted, position (order in
+  /// the key's version list); "left_late": late left rows waiting for the
+  /// output schema; "meta": watermark, next seq, both input schemas.
   std::vector<StateDescriptor> state_tables() const override {
-    return {{"pending_left_rows", "list"}, {"right_versions_by_key", "list"}};
+    return {{kMetaTable, "operator"},
+            {"left_pending", "keyed"},
+            {"right_versions", "keyed"},
+            {"left_late", "keyed"}};
+  }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.values["watermark"] = watermark_;
+    meta.values["seq"] = static_cast<int64_t>(seq_);
+    meta.schemas["left"] = known_[0] ? sides_[0].schema : nullptr;
+    meta.schemas["right"] = known_[1] ? sides_[1].schema : nullptr;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    // Pending left rows, one Take per stored batch.
+    {
+      std::vector<std::vector<const PendingRow*>> by_slot(left_.batches.size());
+      for (const auto& p : pending_) by_slot[p.slot].push_back(&p);
+      for (size_t slot = 0; slot < by_slot.size(); ++slot) {
+        if (by_slot[slot].empty()) continue;
+        std::vector<int64_t> rows, ts, seq;
+        for (const auto* p : by_slot[slot]) {
+          rows.push_back(p->row);
+          ts.push_back(p->ts);
+          seq.push_back(static_cast<int64_t>(p->seq));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto taken, TakeRows(left_.batches[slot], rows, ctx));
+        StateColumns columns;
+        ARROW_RETURN_NOT_OK(AddRowColumns(&columns, 0, taken));
+        ARROW_RETURN_NOT_OK(AddInt64(&columns, "ts", ts, ctx));
+        ARROW_RETURN_NOT_OK(AddInt64(&columns, "seq", seq, ctx));
+        ARROW_ASSIGN_OR_RAISE(auto state, columns.Finish(taken->num_rows()));
+        ARROW_RETURN_NOT_OK(writer->WriteKeyed("left_pending", state, KeyColumnNames()));
+      }
+    }
+    // Right versions, one Take per stored batch; `position` keeps each key's order.
+    {
+      struct Ref {
+        const Version* v;
+        int64_t position;
+      };
+      std::vector<std::vector<Ref>> by_slot(right_.batches.size());
+      for (const auto& list : versions_) {
+        for (size_t i = 0; i < list.size(); ++i)
+          by_slot[list[i].slot].push_back(Ref{&list[i], static_cast<int64_t>(i)});
+      }
+      for (size_t slot = 0; slot < by_slot.size(); ++slot) {
+        if (by_slot[slot].empty()) continue;
+        std::vector<int64_t> rows, ts, position;
+        arrow::BooleanBuilder deleted(ctx->pool);
+        for (const auto& r : by_slot[slot]) {
+          rows.push_back(r.v->row);
+          ts.push_back(r.v->ts);
+          position.push_back(r.position);
+          ARROW_RETURN_NOT_OK(deleted.Append(r.v->deleted));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto taken, TakeRows(right_.batches[slot], rows, ctx));
+        StateColumns columns;
+        ARROW_RETURN_NOT_OK(AddRowColumns(&columns, 1, taken));
+        ARROW_RETURN_NOT_OK(AddInt64(&columns, "ts", ts, ctx));
+        ARROW_ASSIGN_OR_RAISE(auto deleted_array, deleted.Finish());
+        columns.Add("deleted", deleted_array);
+        ARROW_RETURN_NOT_OK(AddInt64(&columns, "position", position, ctx));
+        ARROW_ASSIGN_OR_RAISE(auto state, columns.Finish(taken->num_rows()));
+        ARROW_RETURN_NOT_OK(
+            writer->WriteKeyed("right_versions", state, KeyColumnNames()));
+      }
+    }
+    // Late left rows waiting for the output schema.
+    for (const auto& batch : late_batches_) {
+      std::vector<int64_t> rows;
+      for (const auto& p : late_) {
+        if (p.left == batch.get()) rows.push_back(p.left_row);
+      }
+      if (rows.empty()) continue;
+      ARROW_ASSIGN_OR_RAISE(auto taken, TakeRows(batch, rows, ctx));
+      StateColumns columns;
+      ARROW_RETURN_NOT_OK(AddRowColumns(&columns, 0, taken));
+      ARROW_ASSIGN_OR_RAISE(auto state, columns.Finish(taken->num_rows()));
+      ARROW_RETURN_NOT_OK(writer->WriteKeyed("left_late", state, KeyColumnNames()));
+    }
+    return arrow::Status::OK();
   }
 
  private:
+  void PushPending(const PendingRow& row) {
+    pending_.push_back(row);
+    std::push_heap(pending_.begin(), pending_.end(), std::greater<>());
+  }
+
+  std::vector<std::string> KeyColumnNames() const {
+    return StateKeyColumns(s_.keys[0].size());
+  }
+
+  static arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRows(
+      const std::shared_ptr<arrow::RecordBatch>& batch, const std::vector<int64_t>& rows,
+      OperatorContext* ctx) {
+    arrow::Int64Builder b(ctx->pool);
+    ARROW_RETURN_NOT_OK(b.AppendValues(rows));
+    ARROW_ASSIGN_OR_RAISE(auto indices, b.Finish());
+    ARROW_ASSIGN_OR_RAISE(
+        auto taken,
+        cp::Take(batch, indices, cp::TakeOptions::NoBoundsCheck(), ctx->exec_context));
+    return taken.record_batch();
+  }
+
+  arrow::Status AddRowColumns(StateColumns* columns, int side,
+                              const std::shared_ptr<arrow::RecordBatch>& rows) {
+    std::vector<std::shared_ptr<arrow::Array>> keys;
+    for (int k : sides_[side].key_indices) keys.push_back(rows->column(k));
+    columns->AddKeys(keys);
+    ARROW_ASSIGN_OR_RAISE(auto row_column, RowsAsStruct(*rows));
+    columns->Add("row", row_column);
+    return arrow::Status::OK();
+  }
+
+  static arrow::Status AddInt64(StateColumns* columns, const char* name,
+                                const std::vector<int64_t>& values,
+                                OperatorContext* ctx) {
+    arrow::Int64Builder b(ctx->pool);
+    ARROW_RETURN_NOT_OK(b.AppendValues(values));
+    ARROW_ASSIGN_OR_RAISE(auto a, b.Finish());
+    columns->Add(name, std::move(a));
+    return arrow::Status::OK();
+  }
+
+  // Group ids of `rows` of `side` in the grouper both sides share.
+  arrow::Result<std::shared_ptr<arrow::UInt32Array>> GroupIds(
+      int side, const arrow::RecordBatch& rows) {
+    std::vector<cp::ExecValue> values;
+    for (int k : sides_[side].key_indices) values.emplace_back(*rows.column_data(k));
+    cp::ExecSpan span(values, rows.num_rows());
+    ARROW_ASSIGN_OR_RAISE(arrow::Datum ids_datum, grouper_->Consume(span));
+    if (versions_.size() < grouper_->num_groups())
+      versions_.resize(grouper_->num_groups());
+    return std::static_pointer_cast<arrow::UInt32Array>(ids_datum.make_array());
+  }
+
+  arrow::Status Restore(OperatorContext* ctx) {
+    const std::string& name = ctx->operator_name;
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    watermark_ = MinMetaValue(metas, "watermark", kMinWatermark);
+    for (const auto& m : metas) {
+      auto it = m.values.find("seq");
+      if (it != m.values.end()) seq_ = std::max(seq_, static_cast<uint64_t>(it->second));
+    }
+    for (int side = 0; side < 2; ++side) {
+      auto schema = MetaSchema(metas, side == 0 ? "left" : "right");
+      if (schema) ARROW_RETURN_NOT_OK(InitSide(side, schema, ctx));
+    }
+    if (known_[0]) {
+      ARROW_ASSIGN_OR_RAISE(auto batch,
+                            ReadKeyedTable(ctx->restore, "left_pending", ctx->pool));
+      if (batch) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(batch->GetColumnByName("row"), name));
+        ARROW_ASSIGN_OR_RAISE(auto ts, StateInt64(*batch, "ts", name));
+        ARROW_ASSIGN_OR_RAISE(auto seq, StateInt64(*batch, "seq", name));
+        ARROW_ASSIGN_OR_RAISE(auto ids, GroupIds(0, *rows));
+        const uint32_t slot = left_.Add(rows, rows->num_rows());
+        for (int64_t i = 0; i < rows->num_rows(); ++i) {
+          PushPending(PendingRow{ts->Value(i), static_cast<uint64_t>(seq->Value(i)),
+                                 ids->Value(i), slot, static_cast<uint32_t>(i),
+                                 HasNullKey(*rows, sides_[0].key_indices, i)});
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(auto late,
+                            ReadKeyedTable(ctx->restore, "left_late", ctx->pool));
+      if (late) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(late->GetColumnByName("row"), name));
+        for (int64_t i = 0; i < rows->num_rows(); ++i)
+          late_.push_back(JoinPair{rows.get(), i, nullptr, 0});
+        late_batches_.push_back(rows);
+      }
+    }
+    if (known_[1]) {
+      ARROW_ASSIGN_OR_RAISE(auto batch,
+                            ReadKeyedTable(ctx->restore, "right_versions", ctx->pool));
+      if (batch) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(batch->GetColumnByName("row"), name));
+        ARROW_ASSIGN_OR_RAISE(auto ts, StateInt64(*batch, "ts", name));
+        ARROW_ASSIGN_OR_RAISE(auto deleted, StateBool(*batch, "deleted", name));
+        ARROW_ASSIGN_OR_RAISE(auto position, StateInt64(*batch, "position", name));
+        ARROW_ASSIGN_OR_RAISE(auto ids, GroupIds(1, *rows));
+        const int64_t n = rows->num_rows();
+        const uint32_t slot = right_.Add(rows, n);
+        std::vector<int64_t> order(n);
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+          return ids->Value(a) != ids->Value(b) ? ids->Value(a) < ids->Value(b)
+                                                : position->Value(a) < position->Value(b);
+        });
+        for (int64_t i : order) {
+          const uint32_t g = ids->Value(i);
+          versions_[g].push_back(
+              Version{ts->Value(i), slot, static_cast<uint32_t>(i), deleted->Value(i)});
+          AddExpiry(ts->Value(i), g);
+          if (s_.tolerance_ms > 0) AddExpiry(ts->Value(i) + s_.tolerance_ms, g);
+        }
+      }
+    }
+    return arrow::Status::OK();
+  }
+
   arrow::Status AddLeft(const std::shared_ptr<arrow::RecordBatch>& batch,
                         const uint32_t* gid, const int64_t* t, Collector* out) {
     const int64_t n = batch->num_rows();
@@ -191,8 +406,8 @@ class AsofJoinOperator : public Operator {
         late_rows.push_back(i);
         continue;
       }
-      pending_.push(PendingRow{t[i], seq_++, gid[i], slot, static_cast<uint32_t>(i),
-                               HasNullKey(*batch, sides_[0].key_indices, i)});
+      PushPending(PendingRow{t[i], seq_++, gid[i], slot, static_cast<uint32_t>(i),
+                             HasNullKey(*batch, sides_[0].key_indices, i)});
     }
     if (late_rows.empty()) return arrow::Status::OK();
     for (int64_t i : late_rows) late_.push_back(JoinPair{batch.get(), i, nullptr, 0});
@@ -288,29 +503,32 @@ class AsofJoinOperator : public Operator {
 
   arrow::Status InitSide(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
                          OperatorContext* ctx) {
+    return InitSide(input, batch->schema(), ctx);
+  }
+
+  arrow::Status InitSide(int input, const std::shared_ptr<arrow::Schema>& schema,
+                         OperatorContext* ctx) {
     const char* side = input == 0 ? "left" : "right";
     if (known_[input]) {
-      if (!batch->schema()->Equals(*sides_[input].schema, false)) {
-        return arrow::Status::TypeError(ctx->operator_name, ": ", side,
-                                        " input changed schema from ",
-                                        sides_[input].schema->ToString(false), " to ",
-                                        batch->schema()->ToString(false));
+      if (!schema->Equals(*sides_[input].schema, false)) {
+        return arrow::Status::TypeError(
+            ctx->operator_name, ": ", side, " input changed schema from ",
+            sides_[input].schema->ToString(false), " to ", schema->ToString(false));
       }
       return arrow::Status::OK();
     }
     exec_ = ctx->exec_context ? ctx->exec_context : cp::default_exec_context();
     ARROW_ASSIGN_OR_RAISE(sides_[input],
-                          ResolveJoinSide(batch->schema(), s_.keys[input], s_.time[input],
+                          ResolveJoinSide(schema, s_.keys[input], s_.time[input],
                                           ctx->operator_name, side));
     if (input == 1 && !s_.deleted_column.empty()) {
-      deleted_index_ = batch->schema()->GetFieldIndex(s_.deleted_column);
+      deleted_index_ = schema->GetFieldIndex(s_.deleted_column);
       if (deleted_index_ < 0) {
-        return arrow::Status::KeyError(ctx->operator_name, ": deleted column '",
-                                       s_.deleted_column,
-                                       "' is not in the right input schema (",
-                                       batch->schema()->ToString(false), ")");
+        return arrow::Status::KeyError(
+            ctx->operator_name, ": deleted column '", s_.deleted_column,
+            "' is not in the right input schema (", schema->ToString(false), ")");
       }
-      const auto& type = batch->schema()->field(deleted_index_)->type();
+      const auto& type = schema->field(deleted_index_)->type();
       if (type->id() != arrow::Type::BOOL) {
         return arrow::Status::TypeError(ctx->operator_name, ": deleted column '",
                                         s_.deleted_column, "' must be boolean, got ",
@@ -367,7 +585,9 @@ class AsofJoinOperator : public Operator {
   std::shared_ptr<arrow::Schema> output_schema_;
   int64_t watermark_ = kMinWatermark;
   BatchStore left_, right_;
-  std::priority_queue<PendingRow, std::vector<PendingRow>, std::greater<>> pending_;
+  /// Min-heap on (ts, seq) (std::push_heap / pop_heap with std::greater), a
+  /// plain vector so that a snapshot can walk it.
+  std::vector<PendingRow> pending_;
   uint64_t seq_ = 0;
   std::vector<std::vector<Version>> versions_;  // by group id, ts ascending
   /// Watermark -> groups whose versions can be trimmed then.

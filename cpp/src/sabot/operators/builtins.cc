@@ -14,9 +14,11 @@
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/group_aggregate.h"
+#include "sabot/operators/keyed_process.h"
 #include "sabot/operators/lookup_join.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
+#include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
 #include "sabot/operators/union.h"
 #include "sabot/operators/window_aggregate.h"
@@ -35,9 +37,11 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterGroupAggregate(registry);
   RegisterDeduplicate(registry);
   RegisterTopN(registry);
+  RegisterKeyedProcess(registry);  // user keyed state (operators/keyed_process.h)
   RegisterIntervalJoin(registry);
   RegisterWindowJoin(registry);
   RegisterAsofJoins(registry);
+  RegisterRegularJoin(registry);
   RegisterMemoryConnectors(registry);
   RegisterFileSource(registry);
   RegisterFileSink(registry);

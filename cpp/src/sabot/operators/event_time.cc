@@ -3,8 +3,11 @@
 #include <arrow/compute/api_scalar.h>
 #include <arrow/compute/api_vector.h>
 
+#include <unordered_map>
+
 #include "sabot/exec/source.h"
 #include "sabot/exec/timer_service.h"
+#include "sabot/operators/operator_state.h"
 
 namespace sabot {
 
@@ -98,6 +101,47 @@ class WatermarkAssigner : public Operator {
  public:
   explicit WatermarkAssigner(const WatermarkOptions& o) : o_(o) {}
 
+  arrow::Status Open(OperatorContext* ctx) override {
+    source_ = ctx->source;
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
+    return arrow::Status::OK();
+  }
+
+  /// Operator state only (an assigner is per source split, not keyed): "meta"
+  /// with the largest event time seen, the last emitted watermark and whether
+  /// the instance was idle; "splits" (split, max_ts) with per-split tracking.
+  std::vector<StateDescriptor> state_tables() const override {
+    return {{kMetaTable, "operator"}, {"splits", "operator"}};
+  }
+
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.values["max_ts"] = max_ts_;
+    meta.values["emitted"] = emitted_;
+    meta.values["idle"] = idle_ ? 1 : 0;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    if (splits_.empty()) return arrow::Status::OK();
+    arrow::Int64Builder split(ctx->pool), max_ts(ctx->pool);
+    for (const auto& [id, state] : splits_) {
+      ARROW_RETURN_NOT_OK(split.Append(id));
+      ARROW_RETURN_NOT_OK(max_ts.Append(state.max_ts));
+    }
+    const auto n = static_cast<int64_t>(splits_.size());
+    StateColumns columns;
+    ARROW_ASSIGN_OR_RAISE(auto split_array, split.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto max_ts_array, max_ts.Finish());
+    columns.Add("split", split_array);
+    columns.Add("max_ts", max_ts_array);
+    ARROW_RETURN_NOT_OK(
+        columns.AddConstant("instance", ctx->instance_index, n, ctx->pool));
+    ARROW_RETURN_NOT_OK(
+        columns.AddConstant("parallelism", ctx->parallelism, n, ctx->pool));
+    ARROW_ASSIGN_OR_RAISE(auto batch, columns.Finish(n));
+    return writer->WriteOperatorState("splits", batch);
+  }
+
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext* ctx, Collector* out) override {
     auto column = batch->GetColumnByName(o_.time_column);
@@ -170,6 +214,7 @@ class WatermarkAssigner : public Operator {
     max_ts_ = max_ts;
     if (!o_.split_column.empty()) {
       ARROW_RETURN_NOT_OK(TrackSplits(*batch, times, ctx));
+      AdoptRestoredSplits();
       std::optional<int64_t> split_wm = SplitWatermark();
       if (split_wm && *split_wm > emitted_) {
         emitted_ = *split_wm;
@@ -204,6 +249,7 @@ class WatermarkAssigner : public Operator {
     int64_t now = WallClockMillis();
     if (!splits_.empty()) {
       // A split that went quiet stops holding back the others.
+      AdoptRestoredSplits();
       std::optional<int64_t> wm = SplitWatermark();
       if (wm && *wm > emitted_) {
         emitted_ = *wm;
@@ -248,12 +294,33 @@ class WatermarkAssigner : public Operator {
       // Rows of one split usually come together: look the split up only on change.
       if (state == nullptr || splits.Value(i) != current) {
         current = splits.Value(i);
-        state = &splits_[current];
+        auto [it, inserted] = splits_.try_emplace(current);
+        state = &it->second;
+        if (inserted) {
+          // A split read before a restore resumes where it was.
+          auto restored = restored_splits_.find(current);
+          if (restored != restored_splits_.end()) state->max_ts = restored->second;
+        }
         state->last_data_ms = now;
       }
       if (t > state->max_ts) state->max_ts = t;
     }
     return arrow::Status::OK();
+  }
+
+  // After a restore at another parallelism: a split the source says this
+  // instance now reads resumes from its restored maximum before its first row
+  // (other restored splits are applied when their first row arrives).
+  void AdoptRestoredSplits() {
+    if (restored_splits_.empty() || source_ == nullptr) return;
+    auto active = source_->ActiveSplits();
+    if (!active) return;
+    const int64_t now = WallClockMillis();
+    for (int64_t split : *active) {
+      auto it = restored_splits_.find(split);
+      if (it == restored_splits_.end() || splits_.count(split)) continue;
+      splits_[split] = SplitState{it->second, now};
+    }
   }
 
   // The minimum over active splits of (largest event time - delay - 1). When
@@ -286,8 +353,54 @@ class WatermarkAssigner : public Operator {
     return wm;
   }
 
+  // Restore: the old instances' state (docs/design/operator_state.md). The
+  // watermark floor is the instance's own last watermark when the parallelism
+  // is unchanged, else the smallest of the old instances' (the merged
+  // watermark downstream had reached it), so a restored assigner never emits
+  // below what was emitted. Per-split maxima wait until their split shows up.
+  arrow::Status Restore(OperatorContext* ctx) {
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    if (metas.empty()) return arrow::Status::OK();  // nothing of this assigner was saved
+    {
+      const int index = ctx->instance_index, parallelism = ctx->parallelism;
+      const int64_t min_emitted = MinMetaValue(metas, "emitted", kMinWatermark);
+      const int64_t min_max_ts = MinMetaValue(metas, "max_ts", kMinWatermark);
+      emitted_ = SameInstanceValue(metas, index, parallelism, "emitted", min_emitted);
+      max_ts_ = SameInstanceValue(metas, index, parallelism, "max_ts", min_max_ts);
+    }
+    // Wall-clock ages do not survive a restart: idleness is measured from the
+    // restore, and an instance that gets no row goes idle after the timeout.
+    const int64_t now = WallClockMillis();
+    ARROW_ASSIGN_OR_RAISE(auto batches, ctx->restore->ReadOperatorState("splits"));
+    const std::string& name = ctx->operator_name;
+    for (const auto& batch : batches) {
+      ARROW_ASSIGN_OR_RAISE(auto split, StateInt64(*batch, "split", name));
+      ARROW_ASSIGN_OR_RAISE(auto max_ts, StateInt64(*batch, "max_ts", name));
+      ARROW_ASSIGN_OR_RAISE(auto instance, StateInt64(*batch, "instance", name));
+      ARROW_ASSIGN_OR_RAISE(auto parallelism, StateInt64(*batch, "parallelism", name));
+      for (int64_t i = 0; i < batch->num_rows(); ++i) {
+        if (instance->Value(i) == ctx->instance_index &&
+            parallelism->Value(i) == ctx->parallelism) {
+          // Same parallelism: this instance reads the splits it read before.
+          splits_[split->Value(i)] = SplitState{max_ts->Value(i), now};
+          continue;
+        }
+        auto [it, inserted] = restored_splits_.emplace(split->Value(i), max_ts->Value(i));
+        if (!inserted) it->second = std::min(it->second, max_ts->Value(i));
+      }
+    }
+    started_ms_ = now;
+    last_data_ms_ = now;
+    if (o_.idle_timeout_ms > 0) {
+      ctx->timers->RegisterProcessingTimeTimer(now + o_.idle_timeout_ms);
+      timer_pending_ = true;
+    }
+    return arrow::Status::OK();
+  }
+
   const WatermarkOptions& o_;
   const SourceReader* source_ = nullptr;
+  std::unordered_map<int64_t, int64_t> restored_splits_;  // split -> max_ts
   int64_t started_ms_ = 0;
   std::unordered_map<int64_t, SplitState> splits_;
   int64_t max_ts_ = kMinWatermark;

@@ -10,6 +10,7 @@
 #include "sabot/exec/partitioner.h"
 #include "sabot/operators/changelog.h"
 #include "sabot/operators/key_table.h"
+#include "sabot/operators/operator_state.h"
 
 namespace sabot {
 
@@ -38,7 +39,38 @@ class GroupAggregateOperator : public Operator {
       ctx->timers->RegisterProcessingTimeTimer(WallClockMillis() + o_.state_ttl_ms,
                                                kTtlTimer);
     }
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
     return arrow::Status::OK();
+  }
+
+  /// Keyed table "groups": k0.., last_access (ms, for the TTL), the
+  /// accumulator states of every live key; "meta": the input schema.
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.schemas["input"] = input_schema_;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    if (!key_table_) return arrow::Status::OK();
+    std::vector<uint32_t> groups;
+    std::vector<int64_t> access;
+    for (uint32_t g = 0; g < alive_.size(); ++g) {
+      if (!alive_[g]) continue;
+      groups.push_back(g);
+      access.push_back(last_access_[g]);
+    }
+    if (groups.empty()) return arrow::Status::OK();
+    StateColumns columns;
+    ARROW_ASSIGN_OR_RAISE(auto keys, key_table_->KeysOf(groups));
+    columns.AddKeys(keys);
+    arrow::Int64Builder b(pool_);
+    ARROW_RETURN_NOT_OK(b.AppendValues(access));
+    ARROW_ASSIGN_OR_RAISE(auto access_array, b.Finish());
+    columns.Add("last_access", access_array);
+    ARROW_RETURN_NOT_OK(columns.AddAccumulators(accs_, groups));
+    ARROW_ASSIGN_OR_RAISE(auto batch,
+                          columns.Finish(static_cast<int64_t>(groups.size())));
+    return writer->WriteKeyed("groups", batch, StateKeyColumns(o_.keys.size()));
   }
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
@@ -126,11 +158,36 @@ class GroupAggregateOperator : public Operator {
   }
 
   std::vector<StateDescriptor> state_tables() const override {
-    return {{"groups", "map"}};
+    return {{kMetaTable, "operator"}, {"groups", "keyed"}};
   }
 
  private:
+  arrow::Status Restore(OperatorContext* ctx) {
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    auto schema = MetaSchema(metas, "input");
+    if (!schema) return arrow::Status::OK();
+    ARROW_RETURN_NOT_OK(Init(*schema, ctx));
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadKeyedTable(ctx->restore, "groups", pool_));
+    if (!batch) return arrow::Status::OK();
+    const std::string& name = ctx->operator_name;
+    const int64_t n = batch->num_rows();
+    ARROW_ASSIGN_OR_RAISE(auto keys, StateKeys(*batch, o_.keys.size(), name));
+    ARROW_ASSIGN_OR_RAISE(auto access, StateInt64(*batch, "last_access", name));
+    ARROW_ASSIGN_OR_RAISE(auto ids, key_table_->Consume(keys, n));
+    const uint32_t num_groups = key_table_->num_groups();
+    for (auto& a : accs_) a->Resize(num_groups);
+    alive_.resize(num_groups, 0);
+    last_access_.resize(num_groups, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t g = ids->Value(i);
+      alive_[g] = 1;
+      last_access_[g] = std::max(last_access_[g], access->Value(i));
+    }
+    return MergeAccumulators(*batch, accs_, ids->raw_values(), name);
+  }
+
   arrow::Status Init(const arrow::Schema& schema, OperatorContext* ctx) {
+    input_schema_ = std::make_shared<arrow::Schema>(schema);
     pool_ = ctx->pool;
     exec_ = ctx->exec_context;
     const std::string& name = ctx->operator_name;
@@ -185,7 +242,7 @@ class GroupAggregateOperator : public Operator {
   std::vector<std::unique_ptr<Accumulator>> accs_;
   std::vector<uint8_t> alive_;
   std::vector<int64_t> last_access_;
-  std::shared_ptr<arrow::Schema> result_schema_, output_schema_;
+  std::shared_ptr<arrow::Schema> input_schema_, result_schema_, output_schema_;
 };
 
 }  // namespace

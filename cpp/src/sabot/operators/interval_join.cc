@@ -13,6 +13,7 @@
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/join_output.h"
+#include "sabot/operators/operator_state.h"
 
 namespace sabot {
 
@@ -183,24 +184,212 @@ class IntervalJoinOperator : public Operator {
     return arrow::Status::OK();
   }
 
+  /// Keyed tables "left_rows" / "right_rows": every buffered row of a side:
+  /// k0.. (its join key), row (struct of the side's columns), ts, matched;
+  /// "left_late" / "right_late": late rows waiting for the output schema (k0..,
+  /// row); "meta": the watermark and both input schemas.
   std::vector<StateDescriptor> state_tables() const override {
-    return {{"left_rows_by_key", "list"}, {"right_rows_by_key", "list"}};
+    return {{kMetaTable, "operator"},
+            {"left_rows", "keyed"},
+            {"right_rows", "keyed"},
+            {"left_late", "keyed"},
+            {"right_late", "keyed"}};
+  }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.values["watermark"] = watermark_;
+    meta.schemas["left"] = sides_[0].known ? sides_[0].columns.schema : nullptr;
+    meta.schemas["right"] = sides_[1].known ? sides_[1].columns.schema : nullptr;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    for (int side = 0; side < 2; ++side) {
+      SideState& s = sides_[side];
+      if (!s.known) continue;
+      // Rows by stored batch: one Take per batch with live rows.
+      std::vector<std::vector<const StoredRow*>> by_slot(s.batches.size());
+      for (const auto& rows : s.rows_by_group) {
+        for (const auto& r : rows) by_slot[r.batch].push_back(&r);
+      }
+      for (size_t slot = 0; slot < by_slot.size(); ++slot) {
+        const auto& rows = by_slot[slot];
+        if (rows.empty()) continue;
+        std::vector<int64_t> indices, ts;
+        arrow::BooleanBuilder matched(ctx->pool);
+        for (const auto* r : rows) {
+          indices.push_back(r->row);
+          ts.push_back(r->ts);
+          ARROW_RETURN_NOT_OK(matched.Append(r->matched));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto taken, TakeRows(s.batches[slot], indices, ctx));
+        StateColumns columns;
+        ARROW_RETURN_NOT_OK(AddRowColumns(&columns, side, taken));
+        ARROW_RETURN_NOT_OK(AddInt64(&columns, "ts", ts, ctx));
+        ARROW_ASSIGN_OR_RAISE(auto matched_array, matched.Finish());
+        columns.Add("matched", matched_array);
+        ARROW_ASSIGN_OR_RAISE(auto batch, columns.Finish(taken->num_rows()));
+        ARROW_RETURN_NOT_OK(writer->WriteKeyed(side == 0 ? "left_rows" : "right_rows",
+                                               batch, KeyColumnNames()));
+      }
+    }
+    return SnapshotLate(writer, ctx);
   }
 
  private:
+  std::vector<std::string> KeyColumnNames() const {
+    return StateKeyColumns(o_.left_keys.size());
+  }
+
+  static arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRows(
+      const std::shared_ptr<arrow::RecordBatch>& batch, const std::vector<int64_t>& rows,
+      OperatorContext* ctx) {
+    if (static_cast<int64_t>(rows.size()) == batch->num_rows()) {
+      bool identity = true;
+      for (size_t i = 0; i < rows.size() && identity; ++i)
+        identity = rows[i] == static_cast<int64_t>(i);
+      if (identity) return batch;  // shared, not copied
+    }
+    arrow::Int64Builder b(ctx->pool);
+    ARROW_RETURN_NOT_OK(b.AppendValues(rows));
+    ARROW_ASSIGN_OR_RAISE(auto indices, b.Finish());
+    ARROW_ASSIGN_OR_RAISE(
+        auto taken,
+        cp::Take(batch, indices, cp::TakeOptions::NoBoundsCheck(), ctx->exec_context));
+    return taken.record_batch();
+  }
+
+  // k0.. (the side's key columns) and the rows as one struct column.
+  arrow::Status AddRowColumns(StateColumns* columns, int side,
+                              const std::shared_ptr<arrow::RecordBatch>& rows) {
+    std::vector<std::shared_ptr<arrow::Array>> keys;
+    for (int k : sides_[side].columns.key_indices) keys.push_back(rows->column(k));
+    columns->AddKeys(keys);
+    ARROW_ASSIGN_OR_RAISE(auto row_column, RowsAsStruct(*rows));
+    columns->Add("row", row_column);
+    return arrow::Status::OK();
+  }
+
+  static arrow::Status AddInt64(StateColumns* columns, const char* name,
+                                const std::vector<int64_t>& values,
+                                OperatorContext* ctx) {
+    arrow::Int64Builder b(ctx->pool);
+    ARROW_RETURN_NOT_OK(b.AppendValues(values));
+    ARROW_ASSIGN_OR_RAISE(auto a, b.Finish());
+    columns->Add(name, std::move(a));
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SnapshotLate(SnapshotWriter* writer, OperatorContext* ctx) {
+    for (int side = 0; side < 2; ++side) {
+      std::map<const arrow::RecordBatch*, std::vector<int64_t>> rows_of;
+      for (const auto& p : late_) {
+        if (side == 0 && p.left) rows_of[p.left].push_back(p.left_row);
+        if (side == 1 && p.right) rows_of[p.right].push_back(p.right_row);
+      }
+      for (const auto& batch : late_batches_) {
+        auto it = rows_of.find(batch.get());
+        if (it == rows_of.end()) continue;
+        ARROW_ASSIGN_OR_RAISE(auto taken, TakeRows(batch, it->second, ctx));
+        StateColumns columns;
+        ARROW_RETURN_NOT_OK(AddRowColumns(&columns, side, taken));
+        ARROW_ASSIGN_OR_RAISE(auto state, columns.Finish(taken->num_rows()));
+        ARROW_RETURN_NOT_OK(writer->WriteKeyed(side == 0 ? "left_late" : "right_late",
+                                               state, KeyColumnNames()));
+        rows_of.erase(it);
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Restore(OperatorContext* ctx) {
+    const std::string& name = ctx->operator_name;
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    watermark_ = MinMetaValue(metas, "watermark", kMinWatermark);
+    for (int side = 0; side < 2; ++side) {
+      auto schema = MetaSchema(metas, side == 0 ? "left" : "right");
+      if (schema) ARROW_RETURN_NOT_OK(InitSide(side, schema, ctx));
+    }
+    for (int side = 0; side < 2; ++side) {
+      SideState& s = sides_[side];
+      ARROW_ASSIGN_OR_RAISE(
+          auto batch, ReadKeyedTable(ctx->restore, side == 0 ? "left_rows" : "right_rows",
+                                     ctx->pool));
+      if (batch && s.known) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(batch->GetColumnByName("row"), name));
+        ARROW_ASSIGN_OR_RAISE(auto ts, StateInt64(*batch, "ts", name));
+        ARROW_ASSIGN_OR_RAISE(auto matched, StateBool(*batch, "matched", name));
+        ARROW_ASSIGN_OR_RAISE(auto ids, GroupIds(side, *rows));
+        const int64_t n = rows->num_rows();
+        const uint32_t slot = s.AddBatch(rows);
+        for (int64_t i = 0; i < n; ++i) {
+          const uint32_t g = ids->Value(i);
+          const int64_t t = ts->Value(i);
+          s.rows_by_group[g].push_back(
+              StoredRow{slot, static_cast<uint32_t>(i), t, matched->Value(i)});
+          ++s.live_rows[slot];
+          ++s.num_rows;
+          auto& groups = s.expiring[side == 0 ? t + o_.upper_ms : t - o_.lower_ms];
+          if (groups.empty() || groups.back() != g) groups.push_back(g);
+        }
+        if (s.live_rows[slot] == 0) {
+          s.live_rows[slot] = 1;
+          s.ReleaseRow(slot);
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(
+          auto late, ReadKeyedTable(ctx->restore, side == 0 ? "left_late" : "right_late",
+                                    ctx->pool));
+      if (late && s.known) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(late->GetColumnByName("row"), name));
+        for (int64_t i = 0; i < rows->num_rows(); ++i)
+          late_.push_back(Unmatched(side, rows.get(), i));
+        late_batches_.push_back(rows);
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  // Group ids of `rows` of `side` in the grouper both sides share.
+  arrow::Result<std::shared_ptr<arrow::UInt32Array>> GroupIds(
+      int side, const arrow::RecordBatch& rows) {
+    std::vector<cp::ExecValue> values;
+    for (int k : sides_[side].columns.key_indices)
+      values.emplace_back(*rows.column_data(k));
+    cp::ExecSpan span(values, rows.num_rows());
+    ARROW_ASSIGN_OR_RAISE(arrow::Datum ids_datum, grouper_->Consume(span));
+    const uint32_t num_groups = grouper_->num_groups();
+    for (auto& s : sides_) {
+      if (s.rows_by_group.size() < num_groups) s.rows_by_group.resize(num_groups);
+    }
+    return std::static_pointer_cast<arrow::UInt32Array>(ids_datum.make_array());
+  }
+
   static JoinPair Unmatched(int side, const arrow::RecordBatch* b, int64_t row) {
     return side == 0 ? JoinPair{b, row, nullptr, 0} : JoinPair{nullptr, 0, b, row};
   }
 
   arrow::Status InitSide(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
                          OperatorContext* ctx) {
+    return InitSide(input, batch->schema(), ctx);
+  }
+
+  arrow::Status InitSide(int input, const std::shared_ptr<arrow::Schema>& schema,
+                         OperatorContext* ctx) {
     SideState& s = sides_[input];
     if (s.known) {
-      if (!batch->schema()->Equals(*s.columns.schema, false)) {
+      if (!schema->Equals(*s.columns.schema, false)) {
         return arrow::Status::TypeError(
             ctx->operator_name, ": ", input == 0 ? "left" : "right",
             " input changed schema from ", s.columns.schema->ToString(false), " to ",
-            batch->schema()->ToString(false));
+            schema->ToString(false));
       }
       return arrow::Status::OK();
     }
@@ -208,7 +397,7 @@ class IntervalJoinOperator : public Operator {
     const auto& keys = input == 0 ? o_.left_keys : o_.right_keys;
     const auto& time = input == 0 ? o_.left_time : o_.right_time;
     ARROW_ASSIGN_OR_RAISE(s.columns,
-                          ResolveJoinSide(batch->schema(), keys, time, ctx->operator_name,
+                          ResolveJoinSide(schema, keys, time, ctx->operator_name,
                                           input == 0 ? "left" : "right"));
     s.known = true;
     const SideState& other = sides_[1 - input];

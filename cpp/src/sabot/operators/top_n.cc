@@ -10,6 +10,7 @@
 #include "sabot/exec/partitioner.h"
 #include "sabot/operators/changelog.h"
 #include "sabot/operators/key_table.h"
+#include "sabot/operators/operator_state.h"
 #include "sabot/operators/retained_rows.h"
 
 namespace sabot {
@@ -51,7 +52,9 @@ class TopNOperator : public Operator {
     const int64_t base = rows_.Add(batch);
     std::vector<uint32_t> touched;
     std::vector<std::vector<Entry>> before;  // old set of touched[i]
-    std::vector<int32_t> touched_index(num_groups, -1);
+    // Kept across batches and reset only where touched: O(rows) per batch.
+    touched_index_.resize(num_groups, -1);
+    auto& touched_index = touched_index_;
     const uint32_t* gid = ids->raw_values();
     const auto limit = static_cast<size_t>(o_.n);
     auto ahead = [&](const Entry& a, const Entry& b) {  // a ranks before b
@@ -73,6 +76,7 @@ class TopNOperator : public Operator {
       set.insert(std::upper_bound(set.begin(), set.end(), e, ahead), e);
       if (set.size() > limit) set.pop_back();
     }
+    for (uint32_t g : touched) touched_index[g] = -1;
     // Changes per touched key.
     std::vector<int64_t> rows, ranks;
     std::vector<ChangeOp> ops;
@@ -140,11 +144,84 @@ class TopNOperator : public Operator {
   }
 
   std::vector<StateDescriptor> state_tables() const override {
-    return {{"top_rows", "list"}};
+    return {{kMetaTable, "operator"}, {"top_rows", "keyed"}};
+  }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
+    return arrow::Status::OK();
+  }
+
+  /// Keyed table "top_rows": the members of every key's set, best first: k0..,
+  /// row (struct of the input columns), value (the `by` value as float64).
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.schemas["input"] = input_schema_;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    std::vector<int64_t> ids;
+    std::vector<double> values;
+    for (const auto& set : sets_) {
+      for (const auto& e : set) {
+        ids.push_back(e.row);
+        values.push_back(e.value);
+      }
+    }
+    if (ids.empty()) return arrow::Status::OK();
+    ARROW_ASSIGN_OR_RAISE(auto rows, rows_.Take(ids, pool_));
+    StateColumns columns;
+    std::vector<std::shared_ptr<arrow::Array>> keys;
+    for (int k : key_indices_) keys.push_back(rows->column(k));
+    columns.AddKeys(keys);
+    ARROW_ASSIGN_OR_RAISE(auto row_column, RowsAsStruct(*rows));
+    columns.Add("row", row_column);
+    arrow::DoubleBuilder b(pool_);
+    ARROW_RETURN_NOT_OK(b.AppendValues(values));
+    ARROW_ASSIGN_OR_RAISE(auto value_column, b.Finish());
+    columns.Add("value", value_column);
+    ARROW_ASSIGN_OR_RAISE(auto batch, columns.Finish(rows->num_rows()));
+    return writer->WriteKeyed("top_rows", batch, StateKeyColumns(o_.keys.size()));
   }
 
  private:
+  arrow::Status Restore(OperatorContext* ctx) {
+    const std::string& name = ctx->operator_name;
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    auto schema = MetaSchema(metas, "input");
+    if (!schema) return arrow::Status::OK();
+    ARROW_RETURN_NOT_OK(Init(*schema, ctx));
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadKeyedTable(ctx->restore, "top_rows", pool_));
+    if (!batch) return arrow::Status::OK();
+    const int64_t n = batch->num_rows();
+    ARROW_ASSIGN_OR_RAISE(auto keys, StateKeys(*batch, o_.keys.size(), name));
+    ARROW_ASSIGN_OR_RAISE(auto rows, StructAsRows(batch->GetColumnByName("row"), name));
+    auto values =
+        std::dynamic_pointer_cast<arrow::DoubleArray>(batch->GetColumnByName("value"));
+    if (!values) {
+      return arrow::Status::Invalid(name, ": restore: top_rows has no float64 'value'");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto ids, key_table_->Consume(keys, n));
+    sets_.resize(key_table_->num_groups());
+    // Rows keep their order (best first per key), so ids keep ties in arrival order.
+    const int64_t base = rows_.Add(rows);
+    for (int64_t i = 0; i < n; ++i)
+      sets_[ids->Value(i)].push_back(Entry{values->Value(i), base + i});
+    // Only a non-keyed top-N restored from several old instances has to merge.
+    const auto limit = static_cast<size_t>(o_.n);
+    for (auto& set : sets_) {
+      std::stable_sort(set.begin(), set.end(), [&](const Entry& a, const Entry& b) {
+        return a.value != b.value
+                   ? (o_.descending ? a.value > b.value : a.value < b.value)
+                   : a.row < b.row;
+      });
+      if (set.size() > limit) set.resize(limit);
+    }
+    return arrow::Status::OK();
+  }
+
   arrow::Status Init(const arrow::Schema& schema, OperatorContext* ctx) {
+    input_schema_ = std::make_shared<arrow::Schema>(schema);
     pool_ = ctx->pool;
     std::vector<std::shared_ptr<arrow::DataType>> key_types;
     ARROW_ASSIGN_OR_RAISE(key_indices_,
@@ -171,8 +248,10 @@ class TopNOperator : public Operator {
   arrow::MemoryPool* pool_ = nullptr;
   std::vector<int> key_indices_;
   int by_index_ = -1;
+  std::shared_ptr<arrow::Schema> input_schema_;
   std::unique_ptr<KeyTable> key_table_;
   std::vector<std::vector<Entry>> sets_;  // per key, best first
+  std::vector<int32_t> touched_index_;    // per key, scratch of ProcessBatch
   RetainedRows rows_;
 };
 

@@ -12,6 +12,7 @@
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/key_table.h"
+#include "sabot/operators/operator_state.h"
 
 namespace sabot {
 
@@ -93,7 +94,33 @@ class WindowAggregateOperator : public Operator {
       ctx->timers->RegisterProcessingTimeTimer(WallClockMillis() + o_.trigger.every_ms,
                                                "trigger");
     }
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
     return arrow::Status::OK();
+  }
+
+  /// State tables (docs/design/operator_state.md): "meta" (operator state: the
+  /// watermark, the input schema, counters), and by window kind one keyed table:
+  /// "panes" (time windows), "sessions" or "count_windows" (count and global).
+  std::vector<StateDescriptor> state_tables() const override {
+    return {{kMetaTable, "operator"},
+            {"panes", "keyed"},
+            {"sessions", "keyed"},
+            {"count_windows", "keyed"}};
+  }
+
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.values["watermark"] = watermark_;
+    meta.values["rows_since_fire"] = rows_since_fire_;
+    meta.values["fired_until"] = fired_until_;
+    meta.schemas["input"] = input_schema_;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    if (!input_schema_) return arrow::Status::OK();
+    if (time_windows_) return SnapshotPanes(writer);
+    if (o_.window.kind == WindowSpec::Kind::kSession) return SnapshotSessions(writer);
+    return SnapshotCountWindows(writer);
   }
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
@@ -174,6 +201,7 @@ class WindowAggregateOperator : public Operator {
       return arrow::Status::OK();
     }
     // Processing-time window end.
+    fired_until_ = std::max(fired_until_, timer.time - 1);
     return FireTimeWindows(timer.time - 1, ctx, out);
   }
 
@@ -415,7 +443,8 @@ class WindowAggregateOperator : public Operator {
                             cp::Take(batch, ix, cp::TakeOptions::Defaults(), exec_));
       ARROW_RETURN_NOT_OK(out->EmitSide("late", late_rows.record_batch()));
     }
-    std::set<WindowKey> refire;
+    // Fired, not yet purged windows that got rows: re-fired for those rows' keys.
+    std::map<WindowKey, std::vector<std::shared_ptr<arrow::RecordBatch>>> refire;
     std::vector<WindowKey> ws;
     for (size_t k = 0; k < distinct.size(); ++k) {
       if (pane_late[k]) continue;
@@ -456,15 +485,21 @@ class WindowAggregateOperator : public Operator {
       if (!o_.processing_time) {
         WindowsOfPane(p, &ws);
         for (const auto& w : ws) {
-          if (Fired(w.end) && !Purged(w.end)) refire.insert(w);
+          if (Fired(w.end) && !Purged(w.end)) refire[w].push_back(rows);
         }
       }
     }
-    for (const auto& w : refire) ARROW_RETURN_NOT_OK(FireWindow(w, "late", out));
+    for (const auto& [w, rows] : refire)
+      ARROW_RETURN_NOT_OK(FireWindow(w, "late", out, &rows));
     return arrow::Status::OK();
   }
 
-  arrow::Status FireWindow(const WindowKey& w, const char* kind, Collector* out) {
+  // Emits window `w` for every key in it, or only for the keys of `only_rows`
+  // (a late firing updates the keys that got late rows, as in Flink, and so
+  // does not depend on which other keys share this instance).
+  arrow::Status FireWindow(
+      const WindowKey& w, const char* kind, Collector* out,
+      const std::vector<std::shared_ptr<arrow::RecordBatch>>* only_rows = nullptr) {
     auto first = panes_.lower_bound(w.start);
     auto last = panes_.lower_bound(w.end);
     if (first == last) return arrow::Status::OK();
@@ -498,7 +533,30 @@ class WindowAggregateOperator : public Operator {
     std::vector<uint32_t> groups(g);
     std::iota(groups.begin(), groups.end(), 0);
     ARROW_ASSIGN_OR_RAISE(auto keys, result->keys->AllKeys());
-    std::vector<int64_t> starts(g, w.start), ends(g, w.end);
+    if (only_rows && result->keys->keyed() && g > 0) {
+      // Group ids below `wanted` in `filter` are the keys of `only_rows`.
+      ARROW_ASSIGN_OR_RAISE(auto filter, KeyTable::Make(key_types_, false, exec_, pool_));
+      for (const auto& rows : *only_rows)
+        ARROW_RETURN_NOT_OK(
+            filter->Consume(KeyColumns(*rows), rows->num_rows()).status());
+      const uint32_t wanted = filter->num_groups();
+      ARROW_ASSIGN_OR_RAISE(auto ids, filter->Consume(keys, g));
+      groups.clear();
+      arrow::Int32Builder take(pool_);
+      for (uint32_t i = 0; i < g; ++i) {
+        if (ids->Value(i) >= wanted) continue;
+        groups.push_back(i);
+        ARROW_RETURN_NOT_OK(take.Append(static_cast<int32_t>(i)));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto indices, take.Finish());
+      for (auto& k : keys) {
+        ARROW_ASSIGN_OR_RAISE(auto taken,
+                              cp::Take(*k, *indices, cp::TakeOptions::Defaults(), exec_));
+        k = std::move(taken);
+      }
+    }
+    const auto n = groups.size();
+    std::vector<int64_t> starts(n, w.start), ends(n, w.end);
     return EmitRows(std::move(keys), starts, ends, nullptr, result->accs, groups, kind,
                     out);
   }
@@ -840,6 +898,241 @@ class WindowAggregateOperator : public Operator {
     return arrow::Status::OK();
   }
 
+  // --- checkpoints -------------------------------------------------------------
+
+  size_t num_keys() const { return o_.keys.size(); }
+
+  // One batch per pane: k0.., pane (start), the accumulator states of its keys.
+  arrow::Status SnapshotPanes(SnapshotWriter* writer) {
+    for (auto& [p, state] : panes_) {
+      const uint32_t g = state.keys->num_groups();
+      if (g == 0) continue;
+      std::vector<uint32_t> groups(g);
+      std::iota(groups.begin(), groups.end(), 0);
+      StateColumns columns;
+      ARROW_ASSIGN_OR_RAISE(auto keys, state.keys->AllKeys());
+      columns.AddKeys(keys);
+      ARROW_RETURN_NOT_OK(columns.AddConstant("pane", p, g, pool_));
+      ARROW_RETURN_NOT_OK(columns.AddAccumulators(state.accs, groups));
+      ARROW_ASSIGN_OR_RAISE(auto batch, columns.Finish(g));
+      ARROW_RETURN_NOT_OK(
+          writer->WriteKeyed("panes", batch, StateKeyColumns(num_keys())));
+    }
+    return arrow::Status::OK();
+  }
+
+  // One row per live session: k0.., start, end, fired, accumulator states.
+  arrow::Status SnapshotSessions(SnapshotWriter* writer) {
+    std::vector<uint32_t> keys, slots;
+    std::vector<int64_t> starts, ends;
+    arrow::BooleanBuilder fired(pool_);
+    for (uint32_t k = 0; k < sessions_.size(); ++k) {
+      for (const auto& [start, session] : sessions_[k]) {
+        keys.push_back(k);
+        slots.push_back(session.slot);
+        starts.push_back(start);
+        ends.push_back(session.end);
+        ARROW_RETURN_NOT_OK(fired.Append(session.fired));
+      }
+    }
+    if (keys.empty()) return arrow::Status::OK();
+    const auto n = static_cast<int64_t>(keys.size());
+    StateColumns columns;
+    ARROW_ASSIGN_OR_RAISE(auto key_columns, key_table_->KeysOf(keys));
+    columns.AddKeys(key_columns);
+    ARROW_RETURN_NOT_OK(AddInt64Column(&columns, "start", starts));
+    ARROW_RETURN_NOT_OK(AddInt64Column(&columns, "end", ends));
+    ARROW_ASSIGN_OR_RAISE(auto fired_array, fired.Finish());
+    columns.Add("fired", fired_array);
+    ARROW_RETURN_NOT_OK(columns.AddAccumulators(slots_.accs, slots));
+    ARROW_ASSIGN_OR_RAISE(auto batch, columns.Finish(n));
+    return writer->WriteKeyed("sessions", batch, StateKeyColumns(num_keys()));
+  }
+
+  // One row per slot in use: k0.., position (-1: the slot receiving rows; i:
+  // the i-th completed pane of a sliding count window, oldest first), the key's
+  // rows_in_current, rows_total and dirty, accumulator states (with the hidden
+  // event-time min/max).
+  arrow::Status SnapshotCountWindows(SnapshotWriter* writer) {
+    std::vector<uint32_t> keys, slots;
+    std::vector<int64_t> positions, in_current, totals;
+    arrow::BooleanBuilder dirty(pool_);
+    for (uint32_t k = 0; k < per_key_.size(); ++k) {
+      const KeyWindows& kw = per_key_[k];
+      auto add = [&](uint32_t slot, int64_t position) {
+        keys.push_back(k);
+        slots.push_back(slot);
+        positions.push_back(position);
+        in_current.push_back(kw.rows_in_current);
+        totals.push_back(kw.rows_total);
+        return dirty.Append(kw.dirty);
+      };
+      if (kw.current != UINT32_MAX) ARROW_RETURN_NOT_OK(add(kw.current, -1));
+      for (size_t i = 0; i < kw.panes.size(); ++i)
+        ARROW_RETURN_NOT_OK(add(kw.panes[i], static_cast<int64_t>(i)));
+    }
+    if (keys.empty()) return arrow::Status::OK();
+    const auto n = static_cast<int64_t>(keys.size());
+    StateColumns columns;
+    ARROW_ASSIGN_OR_RAISE(auto key_columns, key_table_->KeysOf(keys));
+    columns.AddKeys(key_columns);
+    ARROW_RETURN_NOT_OK(AddInt64Column(&columns, "position", positions));
+    ARROW_RETURN_NOT_OK(AddInt64Column(&columns, "rows_in_current", in_current));
+    ARROW_RETURN_NOT_OK(AddInt64Column(&columns, "rows_total", totals));
+    ARROW_ASSIGN_OR_RAISE(auto dirty_array, dirty.Finish());
+    columns.Add("dirty", dirty_array);
+    ARROW_RETURN_NOT_OK(columns.AddAccumulators(slots_.accs, slots));
+    ARROW_ASSIGN_OR_RAISE(auto batch, columns.Finish(n));
+    return writer->WriteKeyed("count_windows", batch, StateKeyColumns(num_keys()));
+  }
+
+  arrow::Status AddInt64Column(StateColumns* columns, const char* name,
+                               const std::vector<int64_t>& values) {
+    arrow::Int64Builder b(pool_);
+    ARROW_RETURN_NOT_OK(b.AppendValues(values));
+    ARROW_ASSIGN_OR_RAISE(auto a, b.Finish());
+    columns->Add(name, std::move(a));
+    return arrow::Status::OK();
+  }
+
+  // Rebuilds the working state from the rows of the key groups this instance
+  // owns (possibly written by several old instances).
+  arrow::Status Restore(OperatorContext* ctx) {
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    // With aligned barriers every old instance saw the same watermark; the
+    // minimum is the safe choice otherwise (no row is taken for late wrongly).
+    watermark_ = MinMetaValue(metas, "watermark", kMinWatermark);
+    fired_until_ = MinMetaValue(metas, "fired_until", kMinWatermark);
+    rows_since_fire_ = SameInstanceValue(metas, ctx->instance_index, ctx->parallelism,
+                                         "rows_since_fire", 0);
+    auto schema = MetaSchema(metas, "input");
+    if (!schema) return arrow::Status::OK();  // no old instance saw a row
+    ARROW_RETURN_NOT_OK(Init(*schema, ctx));
+    if (time_windows_) return RestorePanes(ctx);
+    if (o_.window.kind == WindowSpec::Kind::kSession) return RestoreSessions(ctx);
+    return RestoreCountWindows(ctx);
+  }
+
+  arrow::Status RestorePanes(OperatorContext* ctx) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadKeyedTable(ctx->restore, "panes", pool_));
+    if (!batch) return arrow::Status::OK();
+    ARROW_ASSIGN_OR_RAISE(auto pane_column, StateInt64(*batch, "pane", name_));
+    std::map<int64_t, std::vector<int64_t>> rows_of_pane;
+    for (int64_t i = 0; i < batch->num_rows(); ++i)
+      rows_of_pane[pane_column->Value(i)].push_back(i);
+    for (const auto& [p, rows] : rows_of_pane) {
+      std::shared_ptr<arrow::RecordBatch> part = batch;
+      if (static_cast<int64_t>(rows.size()) != batch->num_rows()) {
+        arrow::Int64Builder b(pool_);
+        ARROW_RETURN_NOT_OK(b.AppendValues(rows));
+        ARROW_ASSIGN_OR_RAISE(auto indices, b.Finish());
+        ARROW_ASSIGN_OR_RAISE(
+            auto taken, cp::Take(batch, indices, cp::TakeOptions::Defaults(), exec_));
+        part = taken.record_batch();
+      }
+      auto it = panes_.find(p);
+      if (it == panes_.end()) {
+        GroupState state;
+        ARROW_ASSIGN_OR_RAISE(state.keys,
+                              KeyTable::Make(key_types_, false, exec_, pool_));
+        ARROW_ASSIGN_OR_RAISE(state.accs, MakeAccumulators());
+        it = panes_.emplace(p, std::move(state)).first;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto keys, StateKeys(*part, num_keys(), name_));
+      ARROW_ASSIGN_OR_RAISE(auto ids, it->second.keys->Consume(keys, part->num_rows()));
+      it->second.Resize(it->second.keys->num_groups());
+      ARROW_RETURN_NOT_OK(
+          MergeAccumulators(*part, it->second.accs, ids->raw_values(), name_));
+    }
+    // The windows still to fire: those of the restored panes that had not fired
+    // (event time: end - 1 > watermark; processing time: past the last fired
+    // window end). Processing-time windows get their timers again.
+    std::vector<WindowKey> ws;
+    const int64_t horizon = o_.processing_time ? fired_until_ : watermark_;
+    for (const auto& [p, state] : panes_) {
+      WindowsOfPane(p, &ws);
+      for (const auto& w : ws) {
+        if (horizon != kMinWatermark && w.end - 1 <= horizon) continue;
+        if (pending_.insert(w).second && o_.processing_time)
+          ctx->timers->RegisterProcessingTimeTimer(w.end);
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status RestoreSessions(OperatorContext* ctx) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadKeyedTable(ctx->restore, "sessions", pool_));
+    if (!batch) return arrow::Status::OK();
+    const int64_t n = batch->num_rows();
+    ARROW_ASSIGN_OR_RAISE(auto keys, StateKeys(*batch, num_keys(), name_));
+    ARROW_ASSIGN_OR_RAISE(auto starts, StateInt64(*batch, "start", name_));
+    ARROW_ASSIGN_OR_RAISE(auto ends, StateInt64(*batch, "end", name_));
+    ARROW_ASSIGN_OR_RAISE(auto fired, StateBool(*batch, "fired", name_));
+    ARROW_ASSIGN_OR_RAISE(auto key_ids, key_table_->Consume(keys, n));
+    if (sessions_.size() < key_table_->num_groups())
+      sessions_.resize(key_table_->num_groups());
+    std::vector<uint32_t> row_slot(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t k = key_ids->Value(i);
+      const int64_t start = starts->Value(i);
+      auto& by_start = sessions_[k];
+      auto it = by_start.find(start);
+      if (it != by_start.end()) {
+        // Only non-keyed sessions of several old instances can meet here.
+        open_ends_.erase({it->second.end, k, start});
+        it->second.end = std::max(it->second.end, ends->Value(i));
+        it->second.fired = it->second.fired && fired->Value(i);
+      } else {
+        it =
+            by_start.emplace(start, Session{ends->Value(i), AllocSlot(), fired->Value(i)})
+                .first;
+      }
+      open_ends_.insert({it->second.end, k, start});
+      row_slot[i] = it->second.slot;
+    }
+    slots_.Resize(next_slot_);
+    return MergeAccumulators(*batch, slots_.accs, row_slot.data(), name_);
+  }
+
+  arrow::Status RestoreCountWindows(OperatorContext* ctx) {
+    ARROW_ASSIGN_OR_RAISE(auto batch,
+                          ReadKeyedTable(ctx->restore, "count_windows", pool_));
+    if (!batch) return arrow::Status::OK();
+    const int64_t n = batch->num_rows();
+    ARROW_ASSIGN_OR_RAISE(auto keys, StateKeys(*batch, num_keys(), name_));
+    ARROW_ASSIGN_OR_RAISE(auto positions, StateInt64(*batch, "position", name_));
+    ARROW_ASSIGN_OR_RAISE(auto in_current, StateInt64(*batch, "rows_in_current", name_));
+    ARROW_ASSIGN_OR_RAISE(auto totals, StateInt64(*batch, "rows_total", name_));
+    ARROW_ASSIGN_OR_RAISE(auto dirty, StateBool(*batch, "dirty", name_));
+    ARROW_ASSIGN_OR_RAISE(auto key_ids, key_table_->Consume(keys, n));
+    if (per_key_.size() < key_table_->num_groups())
+      per_key_.resize(key_table_->num_groups());
+    std::vector<uint32_t> row_slot(n);
+    std::map<uint32_t, std::map<int64_t, uint32_t>> panes;  // key -> position -> slot
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t k = key_ids->Value(i);
+      KeyWindows& kw = per_key_[k];
+      if (positions->Value(i) < 0 && kw.current != UINT32_MAX) {
+        row_slot[i] = kw.current;  // non-keyed state of several old instances
+      } else {
+        row_slot[i] = AllocSlot();
+      }
+      kw.rows_total = std::max(kw.rows_total, totals->Value(i));
+      if (positions->Value(i) < 0) {
+        kw.current = row_slot[i];
+        kw.rows_in_current += in_current->Value(i);
+        kw.dirty = kw.dirty || dirty->Value(i);
+      } else {
+        panes[k][positions->Value(i)] = row_slot[i];
+      }
+    }
+    for (auto& [k, by_position] : panes) {
+      for (const auto& [position, slot] : by_position) per_key_[k].panes.push_back(slot);
+    }
+    slots_.Resize(next_slot_);
+    return MergeAccumulators(*batch, slots_.accs, row_slot.data(), name_);
+  }
+
   const WindowAggregateOptions& o_;
   bool time_windows_ = false;
   bool emits_updates_ = false;
@@ -853,6 +1146,7 @@ class WindowAggregateOperator : public Operator {
   int time_index_ = -1;
   int64_t watermark_ = kMinWatermark;
   int64_t rows_since_fire_ = 0;
+  int64_t fired_until_ = kMinWatermark;  // processing time: last fired window end - 1
   // time windows
   std::map<int64_t, GroupState> panes_;
   std::set<WindowKey> pending_;

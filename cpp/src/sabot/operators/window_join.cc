@@ -11,6 +11,7 @@
 #include "sabot/exec/stream_element.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
+#include "sabot/operators/operator_state.h"
 
 namespace sabot {
 
@@ -113,8 +114,11 @@ class WindowJoinOperator : public Operator {
   arrow::Status OnWatermark(int64_t wm, OperatorContext* ctx, Collector* out) override {
     // Windows fire once both input schemas are known (outer rows need the output
     // schema); a side that never sent a batch leaves nothing to join at the end.
+    // Lateness follows the watermark regardless, so that it does not depend on
+    // when this instance first saw the other side (and every instance holds
+    // the same watermark for a checkpoint).
+    watermark_ = wm;
     if (output_schema_ || wm == kMaxWatermark) {
-      watermark_ = wm;
       while (!windows_.empty() && windows_.begin()->first.end - 1 <= wm) {
         auto node = windows_.extract(windows_.begin());
         if (output_schema_)
@@ -133,11 +137,138 @@ class WindowJoinOperator : public Operator {
     return arrow::Status::OK();
   }
 
+  /// Keyed tables "left_rows" / "right_rows": the rows of each open window:
+  /// k0.. (join key), row (struct of the side's columns), window_start,
+  /// window_end; "left_late" / "right_late": late rows waiting for the output
+  /// schema; "meta": the watermark and both input schemas. The stored batches
+  /// are shared, not copied.
   std::vector<StateDescriptor> state_tables() const override {
-    return {{"left_rows_by_window", "list"}, {"right_rows_by_window", "list"}};
+    return {{kMetaTable, "operator"},
+            {"left_rows", "keyed"},
+            {"right_rows", "keyed"},
+            {"left_late", "keyed"},
+            {"right_late", "keyed"}};
+  }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    if (ctx->restore) ARROW_RETURN_NOT_OK(Restore(ctx));
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    InstanceMeta meta;
+    meta.instance_index = ctx->instance_index;
+    meta.parallelism = ctx->parallelism;
+    meta.values["watermark"] = watermark_;
+    meta.schemas["left"] = known_[0] ? sides_[0].schema : nullptr;
+    meta.schemas["right"] = known_[1] ? sides_[1].schema : nullptr;
+    ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
+    for (const auto& [w, rows] : windows_) {
+      for (int side = 0; side < 2; ++side) {
+        for (const auto& batch : rows.batches[side]) {
+          StateColumns columns;
+          ARROW_RETURN_NOT_OK(AddRowColumns(&columns, side, batch));
+          ARROW_RETURN_NOT_OK(
+              columns.AddConstant("window_start", w.start, batch->num_rows(), ctx->pool));
+          ARROW_RETURN_NOT_OK(
+              columns.AddConstant("window_end", w.end, batch->num_rows(), ctx->pool));
+          ARROW_ASSIGN_OR_RAISE(auto state, columns.Finish(batch->num_rows()));
+          ARROW_RETURN_NOT_OK(writer->WriteKeyed(side == 0 ? "left_rows" : "right_rows",
+                                                 state, KeyColumnNames()));
+        }
+      }
+    }
+    // Late rows waiting for the output schema (only before both sides were seen).
+    for (int side = 0; side < 2; ++side) {
+      std::map<const arrow::RecordBatch*, std::vector<int64_t>> rows_of;
+      for (const auto& p : late_) {
+        if (side == 0 && p.left) rows_of[p.left].push_back(p.left_row);
+        if (side == 1 && p.right) rows_of[p.right].push_back(p.right_row);
+      }
+      for (const auto& batch : late_batches_) {
+        auto it = rows_of.find(batch.get());
+        if (it == rows_of.end()) continue;
+        arrow::Int64Builder b(ctx->pool);
+        ARROW_RETURN_NOT_OK(b.AppendValues(it->second));
+        ARROW_ASSIGN_OR_RAISE(auto indices, b.Finish());
+        ARROW_ASSIGN_OR_RAISE(
+            auto taken, cp::Take(batch, indices, cp::TakeOptions::Defaults(), exec_));
+        StateColumns columns;
+        ARROW_RETURN_NOT_OK(AddRowColumns(&columns, side, taken.record_batch()));
+        ARROW_ASSIGN_OR_RAISE(auto state, columns.Finish(it->second.size()));
+        ARROW_RETURN_NOT_OK(writer->WriteKeyed(side == 0 ? "left_late" : "right_late",
+                                               state, KeyColumnNames()));
+        rows_of.erase(it);
+      }
+    }
+    return arrow::Status::OK();
   }
 
  private:
+  std::vector<std::string> KeyColumnNames() const {
+    return StateKeyColumns(o_.left_keys.size());
+  }
+
+  arrow::Status AddRowColumns(StateColumns* columns, int side,
+                              const std::shared_ptr<arrow::RecordBatch>& rows) {
+    std::vector<std::shared_ptr<arrow::Array>> keys;
+    for (int k : sides_[side].key_indices) keys.push_back(rows->column(k));
+    columns->AddKeys(keys);
+    ARROW_ASSIGN_OR_RAISE(auto row_column, RowsAsStruct(*rows));
+    columns->Add("row", row_column);
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Restore(OperatorContext* ctx) {
+    const std::string& name = ctx->operator_name;
+    ARROW_ASSIGN_OR_RAISE(auto metas, ReadInstanceMeta(ctx->restore));
+    watermark_ = MinMetaValue(metas, "watermark", kMinWatermark);
+    for (int side = 0; side < 2; ++side) {
+      auto schema = MetaSchema(metas, side == 0 ? "left" : "right");
+      if (schema) ARROW_RETURN_NOT_OK(InitSide(side, schema, ctx));
+    }
+    for (int side = 0; side < 2; ++side) {
+      if (!known_[side]) continue;
+      ARROW_ASSIGN_OR_RAISE(
+          auto batch, ReadKeyedTable(ctx->restore, side == 0 ? "left_rows" : "right_rows",
+                                     ctx->pool));
+      if (batch) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(batch->GetColumnByName("row"), name));
+        ARROW_ASSIGN_OR_RAISE(auto starts, StateInt64(*batch, "window_start", name));
+        ARROW_ASSIGN_OR_RAISE(auto ends, StateInt64(*batch, "window_end", name));
+        std::map<WindowBounds, std::vector<int64_t>> rows_of_window;
+        for (int64_t i = 0; i < rows->num_rows(); ++i)
+          rows_of_window[{ends->Value(i), starts->Value(i)}].push_back(i);
+        for (auto& [w, indices] : rows_of_window) {
+          std::shared_ptr<arrow::RecordBatch> part = rows;
+          if (static_cast<int64_t>(indices.size()) != rows->num_rows()) {
+            arrow::Int64Builder b(ctx->pool);
+            ARROW_RETURN_NOT_OK(b.AppendValues(indices));
+            ARROW_ASSIGN_OR_RAISE(auto idx, b.Finish());
+            ARROW_ASSIGN_OR_RAISE(
+                auto taken, cp::Take(rows, idx, cp::TakeOptions::NoBoundsCheck(), exec_));
+            part = taken.record_batch();
+          }
+          windows_[w].batches[side].push_back(std::move(part));
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(
+          auto late, ReadKeyedTable(ctx->restore, side == 0 ? "left_late" : "right_late",
+                                    ctx->pool));
+      if (late) {
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              StructAsRows(late->GetColumnByName("row"), name));
+        for (int64_t i = 0; i < rows->num_rows(); ++i) {
+          late_.push_back(side == 0 ? JoinPair{rows.get(), i, nullptr, 0}
+                                    : JoinPair{nullptr, 0, rows.get(), i});
+        }
+        late_batches_.push_back(rows);
+      }
+    }
+    return arrow::Status::OK();
+  }
+
   struct WindowRows {
     std::vector<std::shared_ptr<arrow::RecordBatch>> batches[2];
   };
@@ -148,13 +279,17 @@ class WindowJoinOperator : public Operator {
 
   arrow::Status InitSide(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
                          OperatorContext* ctx) {
+    return InitSide(input, batch->schema(), ctx);
+  }
+
+  arrow::Status InitSide(int input, const std::shared_ptr<arrow::Schema>& schema,
+                         OperatorContext* ctx) {
     const char* side = input == 0 ? "left" : "right";
     if (known_[input]) {
-      if (!batch->schema()->Equals(*sides_[input].schema, false)) {
-        return arrow::Status::TypeError(ctx->operator_name, ": ", side,
-                                        " input changed schema from ",
-                                        sides_[input].schema->ToString(false), " to ",
-                                        batch->schema()->ToString(false));
+      if (!schema->Equals(*sides_[input].schema, false)) {
+        return arrow::Status::TypeError(
+            ctx->operator_name, ": ", side, " input changed schema from ",
+            sides_[input].schema->ToString(false), " to ", schema->ToString(false));
       }
       return arrow::Status::OK();
     }
@@ -162,7 +297,7 @@ class WindowJoinOperator : public Operator {
     exec_ = ctx->exec_context ? ctx->exec_context : cp::default_exec_context();
     ARROW_ASSIGN_OR_RAISE(
         sides_[input],
-        ResolveJoinSide(batch->schema(), input == 0 ? o_.left_keys : o_.right_keys,
+        ResolveJoinSide(schema, input == 0 ? o_.left_keys : o_.right_keys,
                         input == 0 ? o_.left_time : o_.right_time, name_, side));
     known_[input] = true;
     if (known_[0] && known_[1]) {

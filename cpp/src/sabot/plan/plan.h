@@ -41,11 +41,17 @@ class NodeOptions {
 
 struct PlanNode {
   int id = -1;
-  std::string kind;     ///< registry key, e.g. "filter", "nexmark_source"
-  std::string name;     ///< display name, unique in the plan, e.g. "filter#3"
+  std::string kind;  ///< registry key, e.g. "filter", "nexmark_source"
+  std::string name;  ///< display name, unique in the plan, e.g. "filter#3"
+  /// Stable identity of the node's state across runs of the job (checkpoints,
+  /// savepoints); empty: the name. Set it when the plan may change between runs.
+  std::string uid;
   int parallelism = 0;  ///< 0: the job's default parallelism
   std::vector<PlanEdge> inputs;
   std::shared_ptr<const NodeOptions> options;
+
+  /// The uid under which checkpoints keep this node's state.
+  const std::string& state_uid() const { return uid.empty() ? name : uid; }
 
   template <typename T>
   const T& options_as() const {

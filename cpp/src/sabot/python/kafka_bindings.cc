@@ -100,6 +100,8 @@ std::shared_ptr<kafka::KafkaSourceOptions> SourceOptionsFromDict(const nb::dict&
       o->start_timestamp_ms = nb::cast<int64_t>(v);
     } else if (key == "reset") {
       o->reset = nb::cast<std::string>(v);
+    } else if (key == "assignment") {
+      o->assignment = Unwrap(kafka::ParseAssignment(nb::cast<std::string>(v)));
     } else if (key == "format") {
       o->format = FormatFromDict(nb::cast<nb::dict>(v));
     } else if (key == "metadata") {
@@ -164,6 +166,14 @@ std::shared_ptr<kafka::KafkaSinkOptions> SinkOptionsFromDict(const nb::dict& d) 
       o->max_rows_per_batch = nb::cast<int64_t>(v);
     } else if (key == "flush_timeout_ms") {
       o->flush_timeout_ms = nb::cast<int64_t>(v);
+    } else if (key == "delivery") {
+      o->delivery = Unwrap(kafka::ParseDelivery(nb::cast<std::string>(v)));
+    } else if (key == "uid") {
+      o->uid = nb::cast<std::string>(v);
+    } else if (key == "transaction_timeout_ms") {
+      o->transaction_timeout_ms = nb::cast<int64_t>(v);
+    } else if (key == "max_pending_bytes") {
+      o->max_pending_bytes = nb::cast<int64_t>(v);
     } else {
       throw nb::value_error(("unknown kafka sink option '" + key + "'").c_str());
     }
@@ -187,6 +197,8 @@ nb::dict SourceStatsToDict(const kafka::KafkaSourceStats& s) {
   d["commits"] = s.commits.load();
   d["commit_failures"] = s.commit_failures.load();
   d["stale_dropped"] = s.stale_dropped.load();
+  d["restored_partitions"] = s.restored_partitions.load();
+  d["checkpoint_commits"] = s.checkpoint_commits.load();
   return d;
 }
 
@@ -196,6 +208,12 @@ nb::dict SinkStatsToDict(const kafka::KafkaSinkStats& s) {
   d["delivered"] = s.delivered.load();
   d["failed"] = s.failed.load();
   d["bytes"] = s.bytes.load();
+  d["transactions"] = s.transactions.load();
+  d["aborted"] = s.aborted.load();
+  d["committed_messages"] = s.committed_messages.load();
+  d["recommitted_epochs"] = s.recommitted_epochs.load();
+  d["skipped_epochs"] = s.skipped_epochs.load();
+  d["pending_bytes"] = s.pending_bytes.load();
   return d;
 }
 

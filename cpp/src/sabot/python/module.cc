@@ -18,9 +18,12 @@
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
 #include "sabot/python/changelog_bindings.h"
+#include "sabot/python/checkpoint_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
 #include "sabot/python/lookup_bindings.h"
+#include "sabot/python/regular_join_bindings.h"
+#include "sabot/python/state_bindings.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -495,7 +498,10 @@ NB_MODULE(_sabot, m) {
       .def("trigger_checkpoint",
            [](PyJob& j, int64_t id) { ThrowIfError(j.handle->TriggerCheckpoint(id)); })
       .def("physical_plan",
-           [](PyJob& j) { return j.handle->job()->DescribePhysicalPlan(); });
+           [](PyJob& j) { return j.handle->job()->DescribePhysicalPlan(); })
+      .def(  // checkpoint control (python/checkpoint_bindings.cc)
+          "native_job", [](PyJob& j) { return j.handle->job(); },
+          nb::rv_policy::reference_internal);
 
   nb::class_<DataStream>(m, "Stream")
       .def(
@@ -639,10 +645,13 @@ NB_MODULE(_sabot, m) {
     return SchemaToCapsule(schema);
   });
   m.def("registered_kinds", [] { return OperatorRegistry::Global()->Kinds(); });
-  RegisterKafkaBindings(m);      // Kafka source, sink, admin (python/kafka_bindings.cc)
-  RegisterJoinBindings(m);       // interval and window joins (python/join_bindings.cc)
-  RegisterChangelogBindings(m);  // updating operators (python/changelog_bindings.cc)
-  RegisterLookupBindings(m);     // lookup join, PostgreSQL (python/lookup_bindings.cc)
-  RegisterViewBindings(m);       // materialized views, HTTP (python/views_bindings.cc)
-  RegisterUpsertBindings(m);     // upsert sinks (python/upsert_bindings.cc)
+  RegisterKafkaBindings(m);        // Kafka source, sink, admin (python/kafka_bindings.cc)
+  RegisterJoinBindings(m);         // interval and window joins (python/join_bindings.cc)
+  RegisterChangelogBindings(m);    // updating operators (python/changelog_bindings.cc)
+  RegisterCheckpointBindings(m);   // checkpoints (python/checkpoint_bindings.cc)
+  RegisterRegularJoinBindings(m);  // regular join (python/regular_join_bindings.cc)
+  RegisterStateBindings(m);        // keyed state (python/state_bindings.cc)
+  RegisterLookupBindings(m);       // lookup join, PostgreSQL (python/lookup_bindings.cc)
+  RegisterViewBindings(m);         // materialized views, HTTP (python/views_bindings.cc)
+  RegisterUpsertBindings(m);       // upsert sinks (python/upsert_bindings.cc)
 }

@@ -1,16 +1,23 @@
 #include "sabot/connectors/file/file_sink.h"
 
+#include <arrow/array/builder_binary.h>
+#include <arrow/array/builder_primitive.h>
 #include <arrow/csv/writer.h>
 #include <arrow/io/buffered.h>
 #include <arrow/io/file.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/util/compression.h>
+#include <fcntl.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/formats/json_lines.h"
@@ -94,6 +101,37 @@ class JsonLinesWriter : public BatchWriter {
   std::string buffer_;
 };
 
+/// fsyncs a file or directory so a rename or a finished file survives a crash
+/// of the machine, not only of the process.
+arrow::Status SyncPath(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) return arrow::Status::IOError("cannot open '", path, "' to sync it");
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return arrow::Status::IOError("cannot sync '", path, "'");
+  return arrow::Status::OK();
+}
+
+/// The instance index of an in-progress part file name (".part-<i>.<ext>.inprogress"
+/// or ".part-<i>-<epoch>.<ext>.inprogress"), or -1 for other names.
+int InProgressInstance(const std::string& name) {
+  static constexpr std::string_view kPrefix = ".part-";
+  static constexpr std::string_view kSuffix = ".inprogress";
+  if (name.size() <= kPrefix.size() + kSuffix.size() || name.rfind(kPrefix, 0) != 0 ||
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return -1;
+  }
+  size_t i = kPrefix.size();
+  int64_t index = 0;
+  size_t digits = 0;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && digits < 9;
+       ++i, ++digits) {
+    index = index * 10 + (name[i] - '0');
+  }
+  if (digits == 0 || i >= name.size() || (name[i] != '-' && name[i] != '.')) return -1;
+  return static_cast<int>(index);
+}
+
 class FileSinkOperator : public Operator {
  public:
   FileSinkOperator(FileSinkOptions options, std::string extension, int instance_index)
@@ -102,7 +140,8 @@ class FileSinkOperator : public Operator {
         instance_index_(instance_index) {}
 
   ~FileSinkOperator() override {
-    // Not closed (the job failed): leave the .inprogress file for cleanup.
+    // Not closed (the job failed): the .inprogress file stays until a restore
+    // (or the next run) cleans it up.
     writer_.reset();
     if (stream_) ARROW_UNUSED(stream_->Close());
   }
@@ -110,10 +149,7 @@ class FileSinkOperator : public Operator {
   arrow::Status Open(OperatorContext* ctx) override {
     name_ = ctx->operator_name.empty() ? "file_sink" : ctx->operator_name;
     pool_ = ctx->pool ? ctx->pool : arrow::default_memory_pool();
-    final_path_ = (fs::path(options_.path) /
-                   ("part-" + std::to_string(instance_index_) + "." + extension_))
-                      .string();
-    temp_path_ = final_path_ + ".inprogress";
+    parallelism_ = std::max(1, ctx->parallelism);
     if (options_.path.empty()) return arrow::Status::Invalid(name_, ": no path given");
     std::error_code ec;
     fs::create_directories(options_.path, ec);
@@ -121,54 +157,231 @@ class FileSinkOperator : public Operator {
       return arrow::Status::IOError(name_, ": cannot create directory '", options_.path,
                                     "': ", ec.message());
     }
-    return arrow::Status::OK();
+    if (ctx->restore) {
+      checkpointed_ = true;
+      last_snapshot_ = ctx->restore->checkpoint_id();
+      ARROW_RETURN_NOT_OK(CommitRestored(ctx->restore));
+    }
+    return RemoveAbandoned();
   }
 
   arrow::Status ProcessBatch(int input, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext* ctx, Collector* out) override {
     if (closed_) {
-      return arrow::Status::Invalid(name_, ": batch after Close for '", final_path_, "'");
+      return arrow::Status::Invalid(name_, ": batch after Close for '", options_.path,
+                                    "'");
     }
-    if (!writer_) {
-      ARROW_RETURN_NOT_OK(OpenWriter(batch->schema()));
-    } else if (!batch->schema()->Equals(*schema_, /*check_metadata=*/false)) {
+    if (schema_ && !batch->schema()->Equals(*schema_, /*check_metadata=*/false)) {
       std::string difference = DescribeSchemaDifference(*schema_, *batch->schema());
       if (!difference.empty()) {
         return arrow::Status::Invalid(name_,
                                       ": batch schema differs from the schema of '",
-                                      final_path_, "': ", difference);
+                                      FinalName(/*at_close=*/!checkpointed_),
+                                      "' (written as '", temp_path_, "'): ", difference);
       }
     }
+    if (!schema_) schema_ = batch->schema();
+    if (!writer_) ARROW_RETURN_NOT_OK(OpenWriter());
     arrow::Status st = writer_->Write(*batch);
     if (!st.ok()) return WriteError(st);
     return arrow::Status::OK();
   }
 
-  arrow::Status Close(OperatorContext* ctx, Collector* out) override {
-    if (closed_) return arrow::Status::OK();
-    closed_ = true;
-    if (!writer_) return arrow::Status::OK();
-    arrow::Status st = writer_->Finish();
-    writer_.reset();
-    if (st.ok()) st = stream_->Close();
-    stream_.reset();
-    if (!st.ok()) return WriteError(st);
-    std::error_code ec;
-    fs::rename(temp_path_, final_path_, ec);
-    if (ec) {
-      return arrow::Status::IOError(name_, ": cannot rename '", temp_path_, "' to '",
-                                    final_path_, "': ", ec.message());
+  /// Rolls: the open file is finished under its in-progress name and recorded,
+  /// with the files of earlier checkpoints not yet committed, as pending.
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext* ctx) override {
+    const int64_t id = writer->checkpoint_id();
+    if (checkpointed_ && id <= last_snapshot_) {
+      return arrow::Status::Invalid(name_, ": checkpoint id ", id, " is not newer than ",
+                                    last_snapshot_,
+                                    "; the file sink needs increasing ids");
     }
+    checkpointed_ = true;
+    if (writer_) {
+      ARROW_ASSIGN_OR_RAISE(PendingFile file, FinishFile(FinalName(/*at_close=*/false)));
+      pending_[id].push_back(std::move(file));
+    }
+    last_snapshot_ = id;
+    arrow::Int32Builder instances(pool_);
+    arrow::Int64Builder checkpoints(pool_);
+    arrow::StringBuilder temps(pool_), finals(pool_);
+    for (const auto& [checkpoint, files] : pending_) {
+      for (const auto& f : files) {
+        ARROW_RETURN_NOT_OK(instances.Append(instance_index_));
+        ARROW_RETURN_NOT_OK(checkpoints.Append(checkpoint));
+        ARROW_RETURN_NOT_OK(temps.Append(f.temp));
+        ARROW_RETURN_NOT_OK(finals.Append(f.final));
+      }
+    }
+    std::shared_ptr<arrow::Array> a, b, c, d;
+    ARROW_RETURN_NOT_OK(instances.Finish(&a));
+    ARROW_RETURN_NOT_OK(checkpoints.Finish(&b));
+    ARROW_RETURN_NOT_OK(temps.Finish(&c));
+    ARROW_RETURN_NOT_OK(finals.Finish(&d));
+    return writer->WriteOperatorState(
+        kFileSinkPendingState,
+        arrow::RecordBatch::Make(PendingSchema(), a->length(), {a, b, c, d}));
+  }
+
+  /// Renames the files of checkpoints <= checkpoint_id into place.
+  arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id,
+                                         OperatorContext* ctx) override {
+    auto end = pending_.upper_bound(checkpoint_id);
+    bool renamed = false;
+    for (auto it = pending_.begin(); it != end; ++it) {
+      for (const auto& f : it->second) {
+        ARROW_RETURN_NOT_OK(Rename(f, it->first));
+        renamed = true;
+      }
+    }
+    pending_.erase(pending_.begin(), end);
+    if (renamed) ARROW_RETURN_NOT_OK(SyncDirectory());
     return arrow::Status::OK();
   }
 
+  /// End of input: the open file and every pending one are committed.
+  arrow::Status Close(OperatorContext* ctx, Collector* out) override {
+    if (closed_) return arrow::Status::OK();
+    closed_ = true;
+    if (writer_) {
+      ARROW_ASSIGN_OR_RAISE(PendingFile file, FinishFile(FinalName(/*at_close=*/true)));
+      pending_[last_snapshot_ + 1].push_back(std::move(file));
+    }
+    return NotifyCheckpointComplete(std::numeric_limits<int64_t>::max(), ctx);
+  }
+
  private:
+  struct PendingFile {
+    std::string temp;   // finished, under its in-progress name
+    std::string final;  // the name it gets on commit
+  };
+
+  static std::shared_ptr<arrow::Schema> PendingSchema() {
+    static const auto schema =
+        arrow::schema({arrow::field("instance", arrow::int32(), false),
+                       arrow::field("checkpoint", arrow::int64(), false),
+                       arrow::field("inprogress", arrow::utf8(), false),
+                       arrow::field("final", arrow::utf8(), false)});
+    return schema;
+  }
+
+  /// `part-<i>.<ext>` for a job that never checkpointed, else
+  /// `part-<i>-<epoch>.<ext>` (epoch: the checkpoint after the one the file
+  /// follows; unique per instance as checkpoint ids increase).
+  std::string FinalName(bool at_close) const {
+    std::string base = "part-";
+    base += std::to_string(instance_index_);
+    if (checkpointed_ || !at_close) {
+      base += '-';
+      base += std::to_string(last_snapshot_ + 1);
+    }
+    base += '.';
+    base += extension_;
+    return (fs::path(options_.path) / base).string();
+  }
+
   arrow::Status WriteError(const arrow::Status& st) const {
     return st.WithMessage(name_, ": cannot write '", temp_path_, "': ", st.message());
   }
 
-  arrow::Status OpenWriter(const std::shared_ptr<arrow::Schema>& schema) {
-    schema_ = schema;
+  arrow::Status Rename(const PendingFile& f, int64_t checkpoint) const {
+    std::error_code ec;
+    if (!fs::exists(f.temp, ec) && fs::exists(f.final, ec)) {
+      return arrow::Status::OK();  // renamed before a crash
+    }
+    fs::rename(f.temp, f.final, ec);
+    if (ec) {
+      return arrow::Status::IOError(name_, ": cannot commit '", f.temp, "' as '", f.final,
+                                    "' (checkpoint ", checkpoint, "): ", ec.message());
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SyncDirectory() const {
+    arrow::Status st = SyncPath(options_.path, /*directory=*/true);
+    if (!st.ok()) return st.WithMessage(name_, ": ", st.message());
+    return arrow::Status::OK();
+  }
+
+  /// Finishes the open file under its in-progress name (footer, flush, fsync).
+  arrow::Result<PendingFile> FinishFile(std::string final_path) {
+    arrow::Status st = writer_->Finish();
+    writer_.reset();
+    if (st.ok()) st = stream_->Close();
+    stream_.reset();
+    if (st.ok()) st = SyncPath(temp_path_, /*directory=*/false);
+    if (!st.ok()) return WriteError(st);
+    PendingFile file{temp_path_, std::move(final_path)};
+    temp_path_.clear();
+    return file;
+  }
+
+  /// After a restore: commits the files the restored checkpoint recorded as
+  /// pending for the old instances this one answers for (old instance j goes to
+  /// j % parallelism). Their checkpoint is complete, so they are committed.
+  arrow::Status CommitRestored(SnapshotReader* restore) {
+    ARROW_ASSIGN_OR_RAISE(auto batches,
+                          restore->ReadOperatorState(kFileSinkPendingState));
+    bool renamed = false;
+    for (const auto& batch : batches) {
+      if (!batch->schema()->Equals(*PendingSchema(), false)) {
+        return arrow::Status::Invalid(name_, ": checkpoint ", restore->checkpoint_id(),
+                                      " holds table '", kFileSinkPendingState,
+                                      "' with schema ", batch->schema()->ToString(),
+                                      ", expected ", PendingSchema()->ToString());
+      }
+      const auto& instances = static_cast<const arrow::Int32Array&>(*batch->column(0));
+      const auto& checkpoints = static_cast<const arrow::Int64Array&>(*batch->column(1));
+      const auto& temps = static_cast<const arrow::StringArray&>(*batch->column(2));
+      const auto& finals = static_cast<const arrow::StringArray&>(*batch->column(3));
+      for (int64_t i = 0; i < batch->num_rows(); ++i) {
+        if (instances.Value(i) % parallelism_ != instance_index_) continue;
+        PendingFile f{std::string(temps.GetView(i)), std::string(finals.GetView(i))};
+        std::error_code ec;
+        if (!fs::exists(f.temp, ec) && !fs::exists(f.final, ec)) {
+          return arrow::Status::IOError(name_, ": checkpoint ", restore->checkpoint_id(),
+                                        " recorded '", f.temp, "' (checkpoint ",
+                                        checkpoints.Value(i),
+                                        ") as written, but neither it nor '", f.final,
+                                        "' exists: the output directory lost data");
+        }
+        ARROW_RETURN_NOT_OK(Rename(f, checkpoints.Value(i)));
+        renamed = true;
+      }
+    }
+    if (renamed) ARROW_RETURN_NOT_OK(SyncDirectory());
+    return arrow::Status::OK();
+  }
+
+  /// Deletes in-progress files of instances this one answers for: written after
+  /// the last completed checkpoint by a run that did not finish, they hold
+  /// output that is produced again.
+  arrow::Status RemoveAbandoned() {
+    std::error_code ec;
+    fs::directory_iterator it(options_.path, ec);
+    if (ec) {
+      return arrow::Status::IOError(name_, ": cannot list '", options_.path,
+                                    "': ", ec.message());
+    }
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      const int owner = InProgressInstance(it->path().filename().string());
+      if (owner < 0 || owner % parallelism_ != instance_index_) continue;
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+      if (rm) {
+        return arrow::Status::IOError(name_, ": cannot remove abandoned '",
+                                      it->path().string(), "': ", rm.message());
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status OpenWriter() {
+    // Named by epoch even when the job may never checkpoint (then Close renames
+    // it to part-<i>.<ext>): unique per instance across restores.
+    const std::string name = fs::path(FinalName(/*at_close=*/false)).filename().string();
+    temp_path_ = (fs::path(options_.path) / ("." + name + ".inprogress")).string();
     auto raw = arrow::io::FileOutputStream::Open(temp_path_);
     if (!raw.ok()) return WriteError(raw.status());
     auto buffered = arrow::io::BufferedOutputStream::Create(kWriteBufferBytes, pool_,
@@ -220,12 +433,17 @@ class FileSinkOperator : public Operator {
 
   std::string name_ = "file_sink";
   arrow::MemoryPool* pool_ = arrow::default_memory_pool();
-  std::string final_path_;
-  std::string temp_path_;
+  int parallelism_ = 1;
+  std::string temp_path_;                  // the open file's in-progress name
   std::shared_ptr<arrow::Schema> schema_;  // of the first batch
   std::shared_ptr<arrow::io::OutputStream> stream_;
   std::unique_ptr<BatchWriter> writer_;
   bool closed_ = false;
+  /// A checkpoint was taken or restored: files are named by epoch.
+  bool checkpointed_ = false;
+  int64_t last_snapshot_ = 0;
+  /// checkpoint id -> files finished for it, not yet renamed
+  std::map<int64_t, std::vector<PendingFile>> pending_;
 };
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "sabot/connectors/file/file_source.h"
 
 #include <arrow/array.h>
+#include <arrow/array/builder_binary.h>
+#include <arrow/array/builder_primitive.h>
 #include <arrow/builder.h>
 #include <arrow/csv/api.h>
 #include <arrow/io/file.h>
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <system_error>
 #include <utility>
 
@@ -328,6 +331,8 @@ class FileSourceReader : public SourceReader {
          i += static_cast<size_t>(parallelism_)) {
       files_.push_back(all_files[i]);
     }
+    progress_.assign(files_.size(), FileProgress{});
+    if (ctx->restore) ARROW_RETURN_NOT_OK(RestorePositions(ctx->restore));
     if (options_.schema) {
       output_schema_ = options_.schema;
       reference_description_ = "the source schema";
@@ -349,15 +354,19 @@ class FileSourceReader : public SourceReader {
                 ? pending_
                 : pending_->Slice(pending_offset_, length);
         pending_offset_ += length;
+        progress_[current_index_].rows += length;
         *out = StreamElement::Batch(std::move(batch));
         return PollResult::kElement;
       }
       pending_.reset();
       pending_offset_ = 0;
       if (!current_) {
+        while (next_file_ < files_.size() && progress_[next_file_].done) ++next_file_;
         if (next_file_ >= files_.size()) return PollResult::kEndOfInput;
-        current_path_ = files_[next_file_++];
+        current_index_ = next_file_++;
+        current_path_ = files_[current_index_];
         ARROW_ASSIGN_OR_RAISE(current_, OpenFile(current_path_));
+        to_skip_ = progress_[current_index_].rows;
       }
       std::shared_ptr<arrow::RecordBatch> batch;
       arrow::Status st = current_->ReadNext(&batch);
@@ -366,9 +375,24 @@ class FileSourceReader : public SourceReader {
         st = current_->Close();
         current_.reset();
         if (!st.ok()) return FileError(current_path_, st);
+        if (to_skip_ > 0) {
+          return arrow::Status::Invalid(
+              name_, ": '", current_path_, "' has ",
+              progress_[current_index_].rows - to_skip_, " rows, fewer than the ",
+              progress_[current_index_].rows,
+              " the restored checkpoint had read: the file changed since");
+        }
+        progress_[current_index_].done = true;
         continue;
       }
       if (batch->num_rows() == 0) continue;
+      if (to_skip_ > 0) {
+        // Resuming after a restore: drop the rows read before the checkpoint.
+        const int64_t skip = std::min(to_skip_, batch->num_rows());
+        to_skip_ -= skip;
+        if (skip == batch->num_rows()) continue;
+        batch = batch->Slice(skip);
+      }
       if (!batch->schema()->Equals(*output_schema_, /*check_metadata=*/true)) {
         // Same names and types (checked at open); adopt the source's schema so all
         // batches carry one schema object.
@@ -377,6 +401,27 @@ class FileSourceReader : public SourceReader {
       }
       pending_ = std::move(batch);
     }
+  }
+
+  /// Writes, per file of this instance, how many rows were handed downstream
+  /// and whether it is finished (operator state "file_positions"), so a restore
+  /// at any parallelism resumes each file where it stopped.
+  arrow::Status SnapshotState(SnapshotWriter* writer) override {
+    arrow::StringBuilder paths(pool_);
+    arrow::Int64Builder rows(pool_);
+    arrow::BooleanBuilder done(pool_);
+    for (size_t i = 0; i < files_.size(); ++i) {
+      ARROW_RETURN_NOT_OK(paths.Append(files_[i]));
+      ARROW_RETURN_NOT_OK(rows.Append(progress_[i].rows));
+      ARROW_RETURN_NOT_OK(done.Append(progress_[i].done));
+    }
+    std::shared_ptr<arrow::Array> a, b, c;
+    ARROW_RETURN_NOT_OK(paths.Finish(&a));
+    ARROW_RETURN_NOT_OK(rows.Finish(&b));
+    ARROW_RETURN_NOT_OK(done.Finish(&c));
+    return writer->WriteOperatorState(
+        kFilePositionsState,
+        arrow::RecordBatch::Make(PositionsSchema(), a->length(), {a, b, c}));
   }
 
   arrow::Status Close() override {
@@ -390,6 +435,45 @@ class FileSourceReader : public SourceReader {
   }
 
  private:
+  struct FileProgress {
+    int64_t rows = 0;   ///< rows handed downstream
+    bool done = false;  ///< every row handed downstream
+  };
+
+  static std::shared_ptr<arrow::Schema> PositionsSchema() {
+    static const auto schema =
+        arrow::schema({arrow::field("path", arrow::utf8(), false),
+                       arrow::field("rows", arrow::int64(), false),
+                       arrow::field("done", arrow::boolean(), false)});
+    return schema;
+  }
+
+  arrow::Status RestorePositions(SnapshotReader* restore) {
+    ARROW_ASSIGN_OR_RAISE(auto batches, restore->ReadOperatorState(kFilePositionsState));
+    std::map<std::string, FileProgress> restored;
+    for (const auto& batch : batches) {
+      if (!batch->schema()->Equals(*PositionsSchema(), false)) {
+        return arrow::Status::Invalid(name_, ": checkpoint ", restore->checkpoint_id(),
+                                      " holds table '", kFilePositionsState,
+                                      "' with schema ", batch->schema()->ToString(),
+                                      ", expected ", PositionsSchema()->ToString());
+      }
+      const auto& paths = static_cast<const arrow::StringArray&>(*batch->column(0));
+      const auto& rows = static_cast<const arrow::Int64Array&>(*batch->column(1));
+      const auto& done = static_cast<const arrow::BooleanArray&>(*batch->column(2));
+      for (int64_t i = 0; i < batch->num_rows(); ++i) {
+        restored[std::string(paths.GetView(i))] =
+            FileProgress{rows.Value(i), done.Value(i)};
+      }
+    }
+    // Files not in the checkpoint (new since) are read from the start.
+    for (size_t i = 0; i < files_.size(); ++i) {
+      auto it = restored.find(files_[i]);
+      if (it != restored.end()) progress_[i] = it->second;
+    }
+    return arrow::Status::OK();
+  }
+
   arrow::Status Prefixed(const arrow::Status& st) const {
     return st.WithMessage(name_, ": ", st.message());
   }
@@ -559,8 +643,11 @@ class FileSourceReader : public SourceReader {
 
   std::string name_ = "file_source";
   arrow::MemoryPool* pool_ = arrow::default_memory_pool();
-  std::vector<std::string> files_;  // this instance's split
+  std::vector<std::string> files_;      // this instance's split
+  std::vector<FileProgress> progress_;  // per file of files_
   size_t next_file_ = 0;
+  size_t current_index_ = 0;  // index in files_ of the open file
+  int64_t to_skip_ = 0;       // rows of the open file read before the checkpoint
   std::shared_ptr<arrow::Schema> output_schema_;
   std::string reference_description_;  // where output_schema_ came from
 

@@ -55,7 +55,16 @@ struct FileSourceOptions : NodeOptions {
 arrow::Status ValidateFileSourceOptions(const FileSourceOptions& options,
                                         const std::string& name);
 
+/// Name of the operator-state table of the source's positions (path, rows, done).
+inline constexpr const char* kFilePositionsState = "file_positions";
+
 /// The reader of split `instance_index` of `parallelism` (see FileSourceOptions).
+///
+/// Checkpoints: SnapshotState records per file the rows handed downstream and
+/// whether it is finished; Open with ctx->restore skips finished files and the
+/// rows already read of the others (at any parallelism: positions are looked up
+/// by path). Files listed since the checkpoint are read from the start; a file
+/// shorter than its restored position is an error.
 ///
 /// Lifecycle: Open lists the files (missing paths fail here) and opens the first
 /// one; each Poll returns one non-empty batch or kEndOfInput, reading files

@@ -1,23 +1,37 @@
 #include "sabot/connectors/kafka/kafka_sink.h"
 
+#include <arrow/array/builder_binary.h>
+#include <arrow/array/builder_primitive.h>
+#include <arrow/array/util.h>
 #include <arrow/compute/api_scalar.h>
 #include <arrow/compute/cast.h>
 #include <arrow/util/logging.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <vector>
 
+#include "sabot/connectors/kafka/kafka_transactions.h"
 #include "sabot/exec/operator.h"
 
 namespace sabot::kafka {
+
+arrow::Result<Delivery> ParseDelivery(const std::string& name) {
+  if (name == "at_least_once") return Delivery::kAtLeastOnce;
+  if (name == "exactly_once") return Delivery::kExactlyOnce;
+  return arrow::Status::Invalid("kafka_sink: unknown delivery '", name,
+                                "' (expected at_least_once or exactly_once)");
+}
 
 std::string KafkaSinkOptions::ToString() const {
   std::ostringstream s;
   s << "kafka_sink(topic=" << topic << ", format=" << format.name;
   if (!key_column.empty()) s << ", key=" << key_column;
+  if (delivery == Delivery::kExactlyOnce) s << ", exactly_once";
   s << ")";
   return s.str();
 }
@@ -26,6 +40,16 @@ arrow::Status KafkaSinkOptions::Validate() const {
   if (bootstrap.empty() && !producer_config.count("bootstrap.servers"))
     return arrow::Status::Invalid("kafka_sink: no bootstrap servers given");
   if (topic.empty()) return arrow::Status::Invalid("kafka_sink: no topic given");
+  if (transaction_timeout_ms < 1000)
+    return arrow::Status::Invalid(
+        "kafka_sink: transaction_timeout_ms must be >= 1000, not ",
+        transaction_timeout_ms);
+  if (max_pending_bytes < 1)
+    return arrow::Status::Invalid("kafka_sink: max_pending_bytes must be positive");
+  if (delivery == Delivery::kExactlyOnce && producer_config.count("transactional.id"))
+    return arrow::Status::Invalid(
+        "kafka_sink: exactly_once sets transactional.id itself (from the job name, "
+        "uid and instance); remove it from producer_config");
   return arrow::Status::OK();
 }
 
@@ -95,6 +119,7 @@ class KafkaSink : public Operator {
     name_ = ctx->operator_name + "[" + std::to_string(ctx->instance_index) + "/" +
             std::to_string(ctx->parallelism) + "]";
     pool_ = ctx->pool;
+    if (options_.delivery == Delivery::kExactlyOnce) return OpenExactlyOnce(ctx);
     ClientConfig config = {
         {"linger.ms", "5"},
         {"batch.num.messages", "10000"},
@@ -131,8 +156,10 @@ class KafkaSink : public Operator {
 
   arrow::Status ProcessBatch(int, const std::shared_ptr<arrow::RecordBatch>& batch,
                              OperatorContext*, Collector*) override {
-    rd_kafka_poll(producer_.get(), 0);
-    ARROW_RETURN_NOT_OK(CheckDelivery());
+    if (producer_) {
+      rd_kafka_poll(producer_.get(), 0);
+      ARROW_RETURN_NOT_OK(CheckDelivery());
+    }
     const int64_t max_rows = std::max<int64_t>(1, options_.max_rows_per_batch);
     for (int64_t offset = 0; offset < batch->num_rows(); offset += max_rows) {
       ARROW_RETURN_NOT_OK(ProduceSlice(
@@ -161,6 +188,7 @@ class KafkaSink : public Operator {
     if (headers_index_ >= 0 && per_row) {
       headers = static_cast<const arrow::MapArray*>(batch->column(headers_index_).get());
     }
+    if (exactly_once_) return Buffer(values, keys, headers);
     if (headers) return ProduceWithHeaders(*values, keys, *headers);
 
     // Fast path: one rd_kafka_produce per message (payload copied into librdkafka).
@@ -194,7 +222,54 @@ class KafkaSink : public Operator {
   }
 
  public:
+  arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext*) override {
+    if (exactly_once_) return SnapshotExactlyOnce(writer);
+    if (!producer_) return arrow::Status::OK();
+    // At-least-once: everything produced before the barrier must be stored
+    // before the checkpoint counts.
+    rd_kafka_resp_err_t err =
+        rd_kafka_flush(producer_.get(), static_cast<int>(options_.flush_timeout_ms));
+    ARROW_RETURN_NOT_OK(CheckDelivery());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return arrow::Status::IOError(
+          "kafka_sink ", name_, ": checkpoint ", writer->checkpoint_id(), ": ",
+          rd_kafka_outq_len(producer_.get()), " message(s) to topic '", options_.topic,
+          "' not delivered within ", options_.flush_timeout_ms,
+          " ms: ", rd_kafka_err2str(err), " (retryable)");
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id,
+                                         OperatorContext*) override {
+    if (!exactly_once_ || !txn_) return arrow::Status::OK();
+    auto end = pending_.upper_bound(checkpoint_id);
+    if (end == pending_.begin()) return arrow::Status::OK();
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    int64_t rows = 0, bytes = 0;
+    for (auto it = pending_.begin(); it != end; ++it) {
+      batches.insert(batches.end(), it->second.batches.begin(), it->second.batches.end());
+      rows += it->second.rows;
+      bytes += it->second.bytes;
+    }
+    if (rows > 0) {
+      ARROW_ASSIGN_OR_RAISE(bool committed, txn_->Commit(batches, checkpoint_id));
+      if (!committed) {
+        // Nothing became visible; the epochs stay pending (and in the next
+        // checkpoint) and go with the next completed checkpoint.
+        options_.stats->aborted.fetch_add(1, std::memory_order_relaxed);
+        return arrow::Status::OK();
+      }
+      CountCommitted(rows, bytes);
+    }
+    pending_.erase(pending_.begin(), end);
+    pending_bytes_ -= bytes;
+    options_.stats->pending_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    return arrow::Status::OK();
+  }
+
   arrow::Status Close(OperatorContext*, Collector*) override {
+    if (exactly_once_) return CloseExactlyOnce();
     if (!producer_) return arrow::Status::OK();
     rd_kafka_resp_err_t err =
         rd_kafka_flush(producer_.get(), static_cast<int>(options_.flush_timeout_ms));
@@ -331,6 +406,333 @@ class KafkaSink : public Operator {
     }
   }
 
+  // --- exactly-once --------------------------------------------------------------
+
+  /// The buffered messages of one checkpoint epoch.
+  struct Epoch {
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;  // MessageSchema
+    int64_t rows = 0;
+    int64_t bytes = 0;
+  };
+
+  static std::string UidOf(const std::string& operator_name) {
+    std::string uid = operator_name;
+    for (char& c : uid) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      if (!ok) c = '-';
+    }
+    return uid.empty() ? "kafka_sink" : uid;
+  }
+
+  static std::shared_ptr<arrow::Schema> PendingSchema() {
+    arrow::FieldVector fields = {arrow::field("instance", arrow::int32(), false),
+                                 arrow::field("transactional_id", arrow::utf8(), false),
+                                 arrow::field("epoch", arrow::int64(), false)};
+    for (const auto& f : MessageSchema()->fields()) fields.push_back(f);
+    static const auto schema = arrow::schema(std::move(fields));
+    return schema;
+  }
+
+  static std::shared_ptr<arrow::Schema> InstancesSchema() {
+    static const auto schema =
+        arrow::schema({arrow::field("instance", arrow::int32(), false),
+                       arrow::field("parallelism", arrow::int32(), false),
+                       arrow::field("transactional_id", arrow::utf8(), false)});
+    return schema;
+  }
+
+  arrow::Status OpenExactlyOnce(OperatorContext* ctx) {
+    exactly_once_ = true;
+    instance_ = ctx->instance_index;
+    parallelism_ = ctx->parallelism;
+    job_name_ = ctx->job_name.empty() ? "sabot-job" : ctx->job_name;
+    uid_ = options_.uid.empty() ? UidOf(ctx->operator_name) : options_.uid;
+    config_ = {
+        {"linger.ms", "5"},
+        {"batch.num.messages", "10000"},
+        {"queue.buffering.max.kbytes", "65536"},
+        {"log.connection.close", "false"},
+        {"transaction.timeout.ms", std::to_string(options_.transaction_timeout_ms)},
+    };
+    for (const auto& [k, v] : options_.producer_config) config_[k] = v;
+    ARROW_ASSIGN_OR_RAISE(
+        txn_, TransactionalProducer::Open(options_.bootstrap, config_,
+                                          TransactionalId(job_name_, uid_, instance_),
+                                          options_.topic, "kafka_sink " + name_,
+                                          options_.transaction_timeout_ms));
+    restored_id_ = ctx->restore ? ctx->restore->checkpoint_id() : 0;
+    last_snapshot_ = restored_id_;
+
+    // The transactional ids this instance answers for: its own, and after a
+    // restore at a lower parallelism those of old instances j with
+    // j % parallelism == instance.
+    std::map<std::string, std::map<int64_t, Epoch>> restored;
+    std::set<std::string> ids = {txn_->transactional_id()};
+    if (ctx->restore) ARROW_RETURN_NOT_OK(ReadRestored(ctx->restore, &restored, &ids));
+    for (const auto& id : ids) {
+      TransactionalProducer* producer = txn_.get();
+      std::unique_ptr<TransactionalProducer> adopted;
+      if (id != txn_->transactional_id()) {
+        // Fences a zombie of the old instance and resolves its transaction.
+        ARROW_ASSIGN_OR_RAISE(
+            adopted, TransactionalProducer::Open(options_.bootstrap, config_, id,
+                                                 options_.topic, "kafka_sink " + name_,
+                                                 options_.transaction_timeout_ms));
+        producer = adopted.get();
+      }
+      ARROW_RETURN_NOT_OK(Recover(producer, restored[id]));
+    }
+    return arrow::Status::OK();
+  }
+
+  /// Commits the restored epochs the marker does not cover yet (pre-committed
+  /// into the checkpoint, not yet in Kafka), then makes sure the marker is not
+  /// ahead of the restored checkpoint (a marker left by an earlier run of the
+  /// same job name would hide the epochs of this one).
+  arrow::Status Recover(TransactionalProducer* producer,
+                        std::map<int64_t, Epoch>& epochs) {
+    ARROW_ASSIGN_OR_RAISE(int64_t marker, producer->ReadMarker());
+    std::vector<std::shared_ptr<arrow::RecordBatch>> redo;
+    int64_t newest = -1, rows = 0, bytes = 0;
+    for (auto& [epoch, e] : epochs) {
+      if (epoch <= marker) {
+        options_.stats->skipped_epochs.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      redo.insert(redo.end(), e.batches.begin(), e.batches.end());
+      newest = std::max(newest, epoch);
+      rows += e.rows;
+      bytes += e.bytes;
+      options_.stats->recommitted_epochs.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (newest >= 0) {
+      ARROW_RETURN_NOT_OK(CommitWithRetries(producer, redo, newest, "restored epochs"));
+      CountCommitted(rows, bytes);
+      marker = newest;
+    }
+    if (marker > restored_id_) {
+      ARROW_RETURN_NOT_OK(CommitWithRetries(producer, {}, restored_id_, "marker reset"));
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status CommitWithRetries(
+      TransactionalProducer* producer,
+      const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, int64_t marker,
+      const std::string& what) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      ARROW_ASSIGN_OR_RAISE(bool committed, producer->Commit(batches, marker));
+      if (committed) return arrow::Status::OK();
+      options_.stats->aborted.fetch_add(1, std::memory_order_relaxed);
+    }
+    return arrow::Status::IOError("kafka_sink ", name_, ": could not commit ", what,
+                                  " (checkpoint ", marker, ") for transactional id '",
+                                  producer->transactional_id(), "' to topic '",
+                                  options_.topic, "' after 3 attempts");
+  }
+
+  void CountCommitted(int64_t rows, int64_t bytes) {
+    options_.stats->transactions.fetch_add(1, std::memory_order_relaxed);
+    options_.stats->committed_messages.fetch_add(rows, std::memory_order_relaxed);
+    options_.stats->messages.fetch_add(rows, std::memory_order_relaxed);
+    options_.stats->delivered.fetch_add(rows, std::memory_order_relaxed);
+    options_.stats->bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  /// Reads the pending messages and old transactional ids of the instances this
+  /// one answers for.
+  arrow::Status ReadRestored(SnapshotReader* restore,
+                             std::map<std::string, std::map<int64_t, Epoch>>* restored,
+                             std::set<std::string>* ids) {
+    auto mine = [&](int32_t old_instance) {
+      return old_instance >= 0 && old_instance % parallelism_ == instance_;
+    };
+    auto bad_schema = [&](const char* table, const arrow::Schema& got,
+                          const arrow::Schema& want) {
+      return arrow::Status::Invalid("kafka_sink ", name_, ": checkpoint ",
+                                    restore->checkpoint_id(), " holds table '", table,
+                                    "' with schema ", got.ToString(), ", expected ",
+                                    want.ToString());
+    };
+    ARROW_ASSIGN_OR_RAISE(auto instances,
+                          restore->ReadOperatorState(kKafkaSinkInstancesState));
+    for (const auto& batch : instances) {
+      if (!batch->schema()->Equals(*InstancesSchema(), false)) {
+        return bad_schema(kKafkaSinkInstancesState, *batch->schema(), *InstancesSchema());
+      }
+      const auto& index = static_cast<const arrow::Int32Array&>(*batch->column(0));
+      const auto& id = static_cast<const arrow::StringArray&>(*batch->column(2));
+      for (int64_t i = 0; i < batch->num_rows(); ++i) {
+        if (mine(index.Value(i))) ids->insert(std::string(id.GetView(i)));
+      }
+    }
+    ARROW_ASSIGN_OR_RAISE(auto pending,
+                          restore->ReadOperatorState(kKafkaSinkPendingState));
+    for (const auto& batch : pending) {
+      if (!batch->schema()->Equals(*PendingSchema(), false)) {
+        return bad_schema(kKafkaSinkPendingState, *batch->schema(), *PendingSchema());
+      }
+      const auto& index = static_cast<const arrow::Int32Array&>(*batch->column(0));
+      const auto& id = static_cast<const arrow::StringArray&>(*batch->column(1));
+      const auto& epoch = static_cast<const arrow::Int64Array&>(*batch->column(2));
+      ARROW_ASSIGN_OR_RAISE(auto messages, batch->SelectColumns({3, 4, 5}));
+      const auto& values = static_cast<const arrow::BinaryArray&>(*messages->column(1));
+      const auto& keys = static_cast<const arrow::BinaryArray&>(*messages->column(0));
+      // Runs of rows of one (instance, id, epoch), in order.
+      int64_t start = 0;
+      for (int64_t i = 1; i <= batch->num_rows(); ++i) {
+        if (i < batch->num_rows() && index.Value(i) == index.Value(start) &&
+            id.GetView(i) == id.GetView(start) && epoch.Value(i) == epoch.Value(start)) {
+          continue;
+        }
+        if (mine(index.Value(start))) {
+          std::string tid(id.GetView(start));
+          ids->insert(tid);
+          Epoch& e = (*restored)[tid][epoch.Value(start)];
+          auto slice = messages->Slice(start, i - start);
+          e.batches.push_back(arrow::RecordBatch::Make(MessageSchema(), slice->num_rows(),
+                                                       slice->columns()));
+          e.rows += i - start;
+          e.bytes += values.value_offset(i) - values.value_offset(start) +
+                     keys.value_offset(i) - keys.value_offset(start);
+        }
+        start = i;
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  /// The headers column as map<string, binary> (string items share the layout).
+  static std::shared_ptr<arrow::Array> CanonicalHeaders(const arrow::MapArray& headers) {
+    const auto& type = MessageSchema()->field(2)->type();
+    const auto& map_type = static_cast<const arrow::MapType&>(*type);
+    auto data = headers.data()->Copy();
+    data->type = type;
+    auto entries = data->child_data[0]->Copy();
+    entries->type = map_type.value_type();
+    auto items = entries->child_data[1]->Copy();
+    items->type = arrow::binary();
+    entries->child_data[1] = std::move(items);
+    data->child_data[0] = std::move(entries);
+    return arrow::MakeArray(std::move(data));
+  }
+
+  arrow::Status Buffer(const std::shared_ptr<arrow::BinaryArray>& values,
+                       const std::optional<BytesColumn>& keys,
+                       const arrow::MapArray* headers) {
+    const int64_t n = values->length();
+    std::shared_ptr<arrow::Array> key_array, header_array;
+    int64_t bytes = values->total_values_length();
+    if (keys) {
+      arrow::BinaryBuilder builder(pool_);
+      ARROW_RETURN_NOT_OK(builder.Reserve(n));
+      for (int64_t i = 0; i < n; ++i) {
+        if (keys->IsNull(i)) {
+          ARROW_RETURN_NOT_OK(builder.AppendNull());
+        } else {
+          ARROW_RETURN_NOT_OK(builder.Append(keys->View(i)));
+        }
+      }
+      ARROW_RETURN_NOT_OK(builder.Finish(&key_array));
+      bytes += static_cast<const arrow::BinaryArray&>(*key_array).total_values_length();
+    } else {
+      ARROW_ASSIGN_OR_RAISE(key_array, arrow::MakeArrayOfNull(arrow::binary(), n, pool_));
+    }
+    if (headers) {
+      header_array = CanonicalHeaders(*headers);
+    } else {
+      ARROW_ASSIGN_OR_RAISE(
+          header_array,
+          arrow::MakeArrayOfNull(MessageSchema()->field(2)->type(), n, pool_));
+    }
+    current_.batches.push_back(arrow::RecordBatch::Make(
+        MessageSchema(), n, {std::move(key_array), values, std::move(header_array)}));
+    current_.rows += n;
+    current_.bytes += bytes;
+    pending_bytes_ += bytes;
+    options_.stats->pending_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    if (pending_bytes_ > options_.max_pending_bytes) {
+      return arrow::Status::CapacityError(
+          "kafka_sink ", name_, ": ", pending_bytes_, " bytes of output to topic '",
+          options_.topic,
+          "' wait for a checkpoint to complete, more than max_pending_bytes (",
+          options_.max_pending_bytes,
+          "); exactly_once holds output until the next completed checkpoint: take "
+          "checkpoints more often or raise max_pending_bytes");
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SnapshotExactlyOnce(SnapshotWriter* writer) {
+    const int64_t id = writer->checkpoint_id();
+    if (id <= last_snapshot_) {
+      return arrow::Status::Invalid(
+          "kafka_sink ", name_, ": checkpoint id ", id, " is not newer than ",
+          last_snapshot_,
+          "; exactly_once needs checkpoint ids that increase, also across restores");
+    }
+    if (current_.rows > 0) pending_[id] = std::move(current_);
+    current_ = Epoch{};
+    last_snapshot_ = id;
+    const std::string& tid = txn_->transactional_id();
+    {
+      arrow::Int32Builder index(pool_), parallelism(pool_);
+      arrow::StringBuilder ids(pool_);
+      ARROW_RETURN_NOT_OK(index.Append(instance_));
+      ARROW_RETURN_NOT_OK(parallelism.Append(parallelism_));
+      ARROW_RETURN_NOT_OK(ids.Append(tid));
+      std::shared_ptr<arrow::Array> a, b, c;
+      ARROW_RETURN_NOT_OK(index.Finish(&a));
+      ARROW_RETURN_NOT_OK(parallelism.Finish(&b));
+      ARROW_RETURN_NOT_OK(ids.Finish(&c));
+      ARROW_RETURN_NOT_OK(writer->WriteOperatorState(
+          kKafkaSinkInstancesState,
+          arrow::RecordBatch::Make(InstancesSchema(), 1, {a, b, c})));
+    }
+    for (const auto& [epoch, e] : pending_) {
+      for (const auto& batch : e.batches) {
+        const int64_t n = batch->num_rows();
+        ARROW_ASSIGN_OR_RAISE(auto index, arrow::MakeArrayFromScalar(
+                                              arrow::Int32Scalar(instance_), n, pool_));
+        ARROW_ASSIGN_OR_RAISE(
+            auto ids, arrow::MakeArrayFromScalar(arrow::StringScalar(tid), n, pool_));
+        ARROW_ASSIGN_OR_RAISE(
+            auto epochs, arrow::MakeArrayFromScalar(arrow::Int64Scalar(epoch), n, pool_));
+        arrow::ArrayVector columns = {index, ids, epochs};
+        for (const auto& c : batch->columns()) columns.push_back(c);
+        ARROW_RETURN_NOT_OK(writer->WriteOperatorState(
+            kKafkaSinkPendingState,
+            arrow::RecordBatch::Make(PendingSchema(), n, std::move(columns))));
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  /// End of input: the rest goes in one transaction (marker: the last checkpoint).
+  arrow::Status CloseExactlyOnce() {
+    if (!txn_) return arrow::Status::OK();
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    int64_t rows = current_.rows, bytes = current_.bytes;
+    for (const auto& [epoch, e] : pending_) {
+      batches.insert(batches.end(), e.batches.begin(), e.batches.end());
+      rows += e.rows;
+      bytes += e.bytes;
+    }
+    batches.insert(batches.end(), current_.batches.begin(), current_.batches.end());
+    if (rows > 0) {
+      ARROW_RETURN_NOT_OK(
+          CommitWithRetries(txn_.get(), batches, last_snapshot_, "the final output"));
+      CountCommitted(rows, bytes);
+    }
+    pending_.clear();
+    current_ = Epoch{};
+    options_.stats->pending_bytes.fetch_sub(pending_bytes_, std::memory_order_relaxed);
+    pending_bytes_ = 0;
+    txn_.reset();
+    return arrow::Status::OK();
+  }
+
   const KafkaSinkOptions& options_;
   std::string name_ = "kafka_sink";
   arrow::MemoryPool* pool_ = arrow::default_memory_pool();
@@ -342,6 +744,20 @@ class KafkaSink : public Operator {
   std::vector<int> value_columns_;
   int64_t failed_ = 0;
   std::string first_error_;
+
+  // exactly-once
+  bool exactly_once_ = false;
+  int instance_ = 0;
+  int parallelism_ = 1;
+  std::string job_name_;
+  std::string uid_;
+  ClientConfig config_;
+  std::unique_ptr<TransactionalProducer> txn_;
+  int64_t restored_id_ = 0;
+  int64_t last_snapshot_ = 0;
+  Epoch current_;                     // since the last checkpoint
+  std::map<int64_t, Epoch> pending_;  // checkpoint id -> snapshotted, not committed
+  int64_t pending_bytes_ = 0;         // current_ + pending_
 };
 
 }  // namespace

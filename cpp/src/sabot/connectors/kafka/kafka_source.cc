@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -54,6 +55,13 @@ arrow::Result<BadRecordPolicy> ParseBadRecordPolicy(const std::string& name) {
                                 "' (expected fail, skip or dead_letter)");
 }
 
+arrow::Result<Assignment> ParseAssignment(const std::string& name) {
+  if (name == "group") return Assignment::kGroup;
+  if (name == "static") return Assignment::kStatic;
+  return arrow::Status::Invalid("kafka: unknown partition assignment '", name,
+                                "' (expected group or static)");
+}
+
 arrow::Result<StartPosition> ParseStartPosition(const std::string& name) {
   if (name == "committed") return StartPosition::kCommitted;
   if (name == "earliest") return StartPosition::kEarliest;
@@ -68,6 +76,24 @@ bool KafkaSourceShared::MarkStarted(const std::string& topic, int32_t partition)
   return started_.emplace(topic, partition).second;
 }
 
+void KafkaSourceShared::SetRestored(
+    std::map<std::pair<std::string, int32_t>, int64_t> offsets) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (restored_set_) return;  // every instance restores the same union
+  restored_set_ = true;
+  unclaimed_ = std::move(offsets);
+}
+
+void KafkaSourceShared::Claim(const std::string& topic, int32_t partition) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  unclaimed_.erase({topic, partition});
+}
+
+std::map<std::pair<std::string, int32_t>, int64_t> KafkaSourceShared::Unclaimed() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return unclaimed_;
+}
+
 int64_t KafkaSourceShared::EndOffset(const std::string& topic, int32_t partition,
                                      int64_t end) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -80,6 +106,7 @@ std::string KafkaSourceOptions::ToString() const {
   for (size_t i = 0; i < topics.size(); ++i) s << (i ? "," : "") << topics[i];
   s << "], group=" << group << ", format=" << format.name;
   if (stop_at_end || !end_offsets.empty()) s << ", bounded";
+  if (assignment == Assignment::kStatic) s << ", assignment=static";
   s << ")";
   return s.str();
 }
@@ -105,6 +132,10 @@ arrow::Status KafkaSourceOptions::Validate() const {
   if (reset != "earliest" && reset != "latest")
     return arrow::Status::Invalid("kafka_source: reset must be earliest or latest, not '",
                                   reset, "'");
+  if (assignment == Assignment::kStatic && IsPattern(topics))
+    return arrow::Status::Invalid("kafka_source: a topic pattern ('", topics[0],
+                                  "') needs assignment='group'; static assignment "
+                                  "reads the partitions of named topics");
   ARROW_RETURN_NOT_OK(MetadataSchema(*this).status());
   return arrow::Status::OK();
 }
@@ -149,6 +180,22 @@ struct PartitionState {
   int64_t pending_next = -1;  ///< offset after the last message taken
   int64_t emitted_next = -1;  ///< offset after the last message emitted (committable)
   int64_t committed_next = -1;
+  /// Offset after the last message handed to the runtime (what a checkpoint
+  /// records); -1 before the first one.
+  int64_t delivered_next = -1;
+  /// The concrete offset reading started at (static assignment, restore); -1
+  /// when librdkafka resolves it lazily (group assignment).
+  int64_t start_offset = -1;
+};
+
+using TopicPartition = std::pair<std::string, int32_t>;
+
+/// A batch ready to be handed to the runtime, with the partition positions it
+/// completes (applied when it is handed over). An entry without an element only
+/// advances positions (a batch whose records were all bad).
+struct ReadyElement {
+  std::optional<StreamElement> element;
+  std::vector<std::pair<TopicPartition, int64_t>> advance;
 };
 
 /// Accumulates the messages of the batch being built.
@@ -209,6 +256,12 @@ class KafkaSourceReader : public SourceReader {
       if (m == "headers") want_headers_ = true;
     }
     dead_letter_ = options_.bad_records == BadRecordPolicy::kDeadLetter;
+    static_ = options_.assignment == Assignment::kStatic;
+    // Static assignment is the exactly-once mode: offsets are committed only for
+    // completed checkpoints, never ahead of them (a fresh start from committed
+    // offsets must not skip records whose results were never committed).
+    checkpointing_ = static_;
+    if (ctx->restore) ARROW_RETURN_NOT_OK(ReadRestoredOffsets(ctx->restore));
     keep_key_ = want_key_ || dead_letter_;
     keep_headers_ = want_headers_ || dead_letter_;
     bounded_ = options_.stop_at_end || !options_.end_offsets.empty();
@@ -253,14 +306,18 @@ class KafkaSourceReader : public SourceReader {
     }
     if (dead_letter_) ARROW_RETURN_NOT_OK(OpenDeadLetterProducer());
 
-    PartitionList topics(
-        rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size())));
-    for (const auto& topic : options_.topics) {
-      rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(),
-                                        RD_KAFKA_PARTITION_UA);
+    if (static_) {
+      ARROW_RETURN_NOT_OK(AssignStatic());
+    } else {
+      PartitionList topics(
+          rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size())));
+      for (const auto& topic : options_.topics) {
+        rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(),
+                                          RD_KAFKA_PARTITION_UA);
+      }
+      ARROW_RETURN_NOT_OK(
+          KafkaStatus(rd_kafka_subscribe(consumer_.get(), topics.get()), "subscribe"));
     }
-    ARROW_RETURN_NOT_OK(
-        KafkaStatus(rd_kafka_subscribe(consumer_.get(), topics.get()), "subscribe"));
     last_commit_ns_ = SteadyNanos();
     last_poll_ns_.store(SteadyNanos());
     if (options_.pause_after_ms > 0) {
@@ -282,7 +339,7 @@ class KafkaSourceReader : public SourceReader {
   arrow::Status Close() override {
     StopWatchdog();
     if (!consumer_) return arrow::Status::OK();
-    ARROW_RETURN_NOT_OK(Commit(/*async=*/false));
+    ARROW_RETURN_NOT_OK(Commit(/*async=*/false, /*final=*/true));
     closing_ = true;
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get());
     rd_kafka_queue_destroy(queue_);
@@ -317,7 +374,7 @@ class KafkaSourceReader : public SourceReader {
   arrow::Result<PollResult> PollInner(StreamElement* out) {
     ARROW_RETURN_NOT_OK(deferred_error_);
     if (!consumer_) return arrow::Status::Invalid(name_, ": polled after it was closed");
-    if (!ready_.empty()) return PopReady(out);
+    if (TakeReady(out)) return PollResult::kElement;
 
     const int64_t want = options_.batch_size - pending_->size();
     int64_t taken = 0;
@@ -350,18 +407,31 @@ class KafkaSourceReader : public SourceReader {
     if (now - last_commit_ns_ >= options_.commit_interval_ms * 1000000) {
       ARROW_RETURN_NOT_OK(Commit(/*async=*/true));
     }
-    if (!ready_.empty()) return PopReady(out);
+    if (TakeReady(out)) return PollResult::kElement;
     if (bounded_ && pending_->size() == 0 && AllPartitionsDone()) {
-      ARROW_RETURN_NOT_OK(Commit(/*async=*/false));
+      ARROW_RETURN_NOT_OK(Commit(/*async=*/false, /*final=*/true));
       return PollResult::kEndOfInput;
     }
     return PollResult::kNotReady;
   }
 
-  PollResult PopReady(StreamElement* out) {
-    *out = std::move(ready_.front());
-    ready_.pop_front();
-    return PollResult::kElement;
+  /// Hands the next ready batch to `out` and records the positions it completes.
+  bool TakeReady(StreamElement* out) {
+    while (!ready_.empty()) {
+      ReadyElement& front = ready_.front();
+      for (const auto& [tp, next] : front.advance) {
+        auto it = assignment_.find(tp);
+        // A partition revoked meanwhile: its new owner tracks it.
+        if (it != assignment_.end()) {
+          it->second.delivered_next = std::max(it->second.delivered_next, next);
+        }
+      }
+      const bool has_element = front.element.has_value();
+      if (has_element) *out = std::move(*front.element);
+      ready_.pop_front();
+      if (has_element) return true;
+    }
+    return false;
   }
 
   bool AllPartitionsDone() const {
@@ -511,12 +581,27 @@ class KafkaSourceReader : public SourceReader {
     if (!decoded.errors.empty()) {
       ARROW_RETURN_NOT_OK(HandleBadRecords(decoded.errors, p, *values, keys, headers));
     }
+    ReadyElement ready;
+    for (PartitionState* state : p.states) {
+      TopicPartition tp{state->topic, state->partition};
+      bool seen = false;
+      for (auto& [known, next] : ready.advance) {
+        if (known == tp) {
+          next = state->pending_next;
+          seen = true;
+          break;
+        }
+      }
+      if (!seen) ready.advance.emplace_back(std::move(tp), state->pending_next);
+    }
     if (decoded.rows && decoded.rows->num_rows() > 0) {
       ARROW_ASSIGN_OR_RAISE(auto batch, WithMetadata(decoded, p, keys, headers, n));
       options_.stats->rows.fetch_add(batch->num_rows(), std::memory_order_relaxed);
       options_.stats->batches.fetch_add(1, std::memory_order_relaxed);
-      ready_.push_back(StreamElement::Batch(std::move(batch)));
+      ready.element = StreamElement::Batch(std::move(batch));
+      ready_.push_back(std::move(ready));
     } else {
+      ready_.push_back(std::move(ready));
       // Finish the unused builders so the next batch starts empty.
       std::shared_ptr<arrow::Array> unused;
       if (want_topic_) ARROW_RETURN_NOT_OK(p.topics.Finish(&unused));
@@ -742,9 +827,13 @@ class KafkaSourceReader : public SourceReader {
 
   // --- offsets ------------------------------------------------------------------------
 
-  arrow::Status Commit(bool async) {
+  /// Commits the emitted offsets. Once the job checkpoints, only the final
+  /// commit (close, end of a bounded read) does; the others happen when a
+  /// checkpoint completes (NotifyCheckpointComplete).
+  arrow::Status Commit(bool async, bool final = false) {
     last_commit_ns_ = SteadyNanos();
     if (!consumer_) return arrow::Status::OK();
+    if (checkpointing_ && !final) return arrow::Status::OK();
     PartitionList list(rd_kafka_topic_partition_list_new(8));
     std::vector<PartitionState*> committed;
     for (auto& [tp, state] : assignment_) {
@@ -869,7 +958,16 @@ class KafkaSourceReader : public SourceReader {
       state.topic = tp.topic;
       state.partition = tp.partition;
       tp.offset = RD_KAFKA_OFFSET_INVALID;  // the committed offset
-      if (options_.shared->MarkStarted(tp.topic, tp.partition)) {
+      auto restored = restored_.find({state.topic, state.partition});
+      if (restored != restored_.end() && restored->second.offset >= 0) {
+        options_.shared->Claim(state.topic, state.partition);
+        if (options_.shared->MarkStarted(tp.topic, tp.partition)) {
+          // First owner in this process after a restore: the checkpointed offset.
+          tp.offset = restored->second.offset;
+          state.start_offset = restored->second.offset;
+          options_.stats->restored_partitions.fetch_add(1, std::memory_order_relaxed);
+        }
+      } else if (options_.shared->MarkStarted(tp.topic, tp.partition)) {
         switch (options_.start) {
           case StartPosition::kCommitted:
             break;
@@ -884,23 +982,7 @@ class KafkaSourceReader : public SourceReader {
             break;
         }
       }
-      if (bounded_) {
-        auto explicit_end = options_.end_offsets.find({state.topic, state.partition});
-        int64_t end;
-        if (explicit_end != options_.end_offsets.end()) {
-          end = explicit_end->second;
-        } else {
-          int64_t low = 0, high = 0;
-          ARROW_RETURN_NOT_OK(KafkaStatus(
-              rd_kafka_query_watermark_offsets(consumer_.get(), tp.topic, tp.partition,
-                                               &low, &high, 10000),
-              name_ + ": end offset of " + state.topic + "[" +
-                  std::to_string(state.partition) + "]"));
-          end = high;
-        }
-        state.end = options_.shared->EndOffset(state.topic, state.partition, end);
-        if (state.end <= 0) state.done = true;
-      }
+      ARROW_RETURN_NOT_OK(SetBoundedEnd(&state));
       if (assignment_
               .emplace(std::make_pair(state.topic, state.partition), std::move(state))
               .second) {
@@ -932,6 +1014,258 @@ class KafkaSourceReader : public SourceReader {
     return arrow::Status::OK();
   }
 
+  /// Bounded mode: the offset to stop before (explicit, restored, or the end
+  /// offset the partition had when this job first read it).
+  arrow::Status SetBoundedEnd(PartitionState* state) {
+    if (!bounded_) return arrow::Status::OK();
+    auto explicit_end = options_.end_offsets.find({state->topic, state->partition});
+    auto restored = restored_.find({state->topic, state->partition});
+    int64_t end;
+    if (explicit_end != options_.end_offsets.end()) {
+      end = explicit_end->second;
+    } else if (restored != restored_.end() && restored->second.end >= 0) {
+      end = restored->second.end;  // the same end as before the restore
+    } else {
+      int64_t low = 0, high = 0;
+      ARROW_RETURN_NOT_OK(KafkaStatus(
+          rd_kafka_query_watermark_offsets(consumer_.get(), state->topic.c_str(),
+                                           state->partition, &low, &high, 10000),
+          name_ + ": end offset of " + state->topic + "[" +
+              std::to_string(state->partition) + "]"));
+      end = high;
+    }
+    state->end = options_.shared->EndOffset(state->topic, state->partition, end);
+    if (state->end <= 0 ||
+        (state->start_offset >= 0 && state->start_offset >= state->end)) {
+      state->done = true;
+    }
+    return arrow::Status::OK();
+  }
+
+  // --- static assignment --------------------------------------------------------------
+
+  /// Takes this instance's share of the partitions (k-th of the sorted list to
+  /// instance k % parallelism) and starts each at a concrete offset: the
+  /// checkpointed one, else the configured start position.
+  arrow::Status AssignStatic() {
+    std::vector<TopicPartition> all;
+    for (const auto& topic : options_.topics) {
+      ARROW_ASSIGN_OR_RAISE(int32_t count, TopicPartitionCount(consumer_.get(), topic));
+      for (int32_t p = 0; p < count; ++p) all.emplace_back(topic, p);
+    }
+    std::sort(all.begin(), all.end());
+    std::vector<TopicPartition> fresh;
+    for (size_t k = static_cast<size_t>(instance_); k < all.size();
+         k += static_cast<size_t>(parallelism_)) {
+      const TopicPartition& tp = all[k];
+      options_.shared->MarkStarted(tp.first, tp.second);
+      PartitionState state;
+      state.topic = tp.first;
+      state.partition = tp.second;
+      auto restored = restored_.find(tp);
+      if (restored != restored_.end() && restored->second.offset >= 0) {
+        state.start_offset = restored->second.offset;
+        options_.stats->restored_partitions.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        fresh.push_back(tp);
+      }
+      assignment_.emplace(tp, std::move(state));
+      options_.stats->assigned.fetch_add(1, std::memory_order_relaxed);
+    }
+    ARROW_RETURN_NOT_OK(ResolveStartOffsets(fresh));
+    PartitionList list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(assignment_.size())));
+    for (auto& [tp, state] : assignment_) {
+      ARROW_RETURN_NOT_OK(SetBoundedEnd(&state));
+      rd_kafka_topic_partition_list_add(list.get(), state.topic.c_str(), state.partition)
+          ->offset = state.start_offset;
+    }
+    ARROW_RETURN_NOT_OK(
+        KafkaStatus(rd_kafka_assign(consumer_.get(), list.get()), name_ + ": assign"));
+    assignment_received_ = true;
+    std::lock_guard<std::mutex> lock(pause_mutex_);
+    RebuildPauseList();
+    return arrow::Status::OK();
+  }
+
+  /// Sets the start offset of each partition in `fresh` from the start position
+  /// (committed offset, else `reset`; earliest; latest; timestamp), so that even
+  /// a partition that delivered nothing yet has a position to checkpoint.
+  arrow::Status ResolveStartOffsets(const std::vector<TopicPartition>& fresh) {
+    if (fresh.empty()) return arrow::Status::OK();
+    auto where = [&](const TopicPartition& tp) {
+      return tp.first + "[" + std::to_string(tp.second) + "]";
+    };
+    auto watermark = [&](const TopicPartition& tp, bool high) -> arrow::Result<int64_t> {
+      int64_t low = 0, hi = 0;
+      ARROW_RETURN_NOT_OK(
+          KafkaStatus(rd_kafka_query_watermark_offsets(consumer_.get(), tp.first.c_str(),
+                                                       tp.second, &low, &hi, 10000),
+                      name_ + ": offsets of " + where(tp)));
+      return high ? hi : low;
+    };
+    PartitionList query(
+        rd_kafka_topic_partition_list_new(static_cast<int>(fresh.size())));
+    for (const auto& tp : fresh) {
+      rd_kafka_topic_partition_list_add(query.get(), tp.first.c_str(), tp.second)
+          ->offset =
+          options_.start == StartPosition::kTimestamp ? options_.start_timestamp_ms : 0;
+    }
+    if (options_.start == StartPosition::kCommitted) {
+      ARROW_RETURN_NOT_OK(
+          KafkaStatus(rd_kafka_committed(consumer_.get(), query.get(), 10000),
+                      name_ + ": committed offsets"));
+    } else if (options_.start == StartPosition::kTimestamp) {
+      ARROW_RETURN_NOT_OK(
+          KafkaStatus(rd_kafka_offsets_for_times(consumer_.get(), query.get(), 10000),
+                      name_ + ": offsets for timestamp " +
+                          std::to_string(options_.start_timestamp_ms)));
+    }
+    for (int i = 0; i < query->cnt; ++i) {
+      const auto& r = query->elems[i];
+      TopicPartition tp{r.topic, r.partition};
+      ARROW_RETURN_NOT_OK(KafkaStatus(r.err, name_ + ": start offset of " + where(tp)));
+      // Committed / timestamp offsets when there is one; else the low or high
+      // watermark (no committed offset: `reset`; no message at or after the
+      // timestamp: the end).
+      int64_t offset = -1;
+      bool from_end = false;
+      switch (options_.start) {
+        case StartPosition::kCommitted:
+          offset = r.offset;
+          from_end = options_.reset == "latest";
+          break;
+        case StartPosition::kEarliest:
+          break;
+        case StartPosition::kLatest:
+          from_end = true;
+          break;
+        case StartPosition::kTimestamp:
+          offset = r.offset;
+          from_end = true;
+          break;
+      }
+      if (offset < 0) {
+        ARROW_ASSIGN_OR_RAISE(offset, watermark(tp, from_end));
+      }
+      assignment_.at(tp).start_offset = offset;
+    }
+    return arrow::Status::OK();
+  }
+
+  // --- checkpoints --------------------------------------------------------------------
+
+  struct RestoredPosition {
+    int64_t offset = -1;
+    int64_t end = -1;
+  };
+
+  arrow::Status ReadRestoredOffsets(SnapshotReader* restore) {
+    checkpointing_ = true;
+    ARROW_ASSIGN_OR_RAISE(auto batches, restore->ReadOperatorState(kKafkaOffsetsState));
+    const auto expected = OffsetsSchema();
+    std::map<TopicPartition, int64_t> offsets;
+    for (const auto& batch : batches) {
+      if (!batch->schema()->Equals(*expected, /*check_metadata=*/false)) {
+        return arrow::Status::Invalid(
+            "kafka_source ", name_, ": checkpoint ", restore->checkpoint_id(),
+            " holds table '", kKafkaOffsetsState, "' with schema ",
+            batch->schema()->ToString(), ", expected ", expected->ToString());
+      }
+      const auto& topics = static_cast<const arrow::StringArray&>(*batch->column(0));
+      const auto& partitions = static_cast<const arrow::Int32Array&>(*batch->column(1));
+      const auto& next = static_cast<const arrow::Int64Array&>(*batch->column(2));
+      const auto& ends = static_cast<const arrow::Int64Array&>(*batch->column(3));
+      for (int64_t i = 0; i < batch->num_rows(); ++i) {
+        TopicPartition tp{std::string(topics.GetView(i)), partitions.Value(i)};
+        auto [it, inserted] =
+            restored_.emplace(tp, RestoredPosition{next.Value(i), ends.Value(i)});
+        // Written twice only with group assignment (a partition that moved
+        // between two instances' barriers): the lower offset loses nothing.
+        if (!inserted) it->second.offset = std::min(it->second.offset, next.Value(i));
+        offsets[tp] = it->second.offset;
+      }
+    }
+    if (!static_) options_.shared->SetRestored(std::move(offsets));
+    return arrow::Status::OK();
+  }
+
+  static std::shared_ptr<arrow::Schema> OffsetsSchema() {
+    static const auto schema =
+        arrow::schema({arrow::field("topic", arrow::utf8(), false),
+                       arrow::field("partition", arrow::int32(), false),
+                       arrow::field("offset", arrow::int64(), false),
+                       arrow::field("end", arrow::int64(), false)});
+    return schema;
+  }
+
+ public:
+  arrow::Status SnapshotState(SnapshotWriter* writer) override {
+    checkpointing_ = true;
+    arrow::StringBuilder topics(pool_);
+    arrow::Int32Builder partitions(pool_);
+    arrow::Int64Builder offsets(pool_), ends(pool_);
+    std::vector<std::pair<TopicPartition, int64_t>> owned;
+    auto add = [&](const TopicPartition& tp, int64_t next, int64_t end) -> arrow::Status {
+      ARROW_RETURN_NOT_OK(topics.Append(tp.first));
+      ARROW_RETURN_NOT_OK(partitions.Append(tp.second));
+      ARROW_RETURN_NOT_OK(offsets.Append(next));
+      return ends.Append(end);
+    };
+    for (const auto& [tp, state] : assignment_) {
+      const int64_t next =
+          state.delivered_next >= 0 ? state.delivered_next : state.start_offset;
+      if (next < 0) continue;  // group assignment, nothing read yet: position unknown
+      ARROW_RETURN_NOT_OK(add(tp, next, state.end));
+      owned.emplace_back(tp, next);
+    }
+    if (!static_ && instance_ == 0) {
+      // Restored partitions nobody here was assigned yet keep their offsets.
+      for (const auto& [tp, next] : options_.shared->Unclaimed()) {
+        if (assignment_.count(tp)) continue;
+        ARROW_RETURN_NOT_OK(add(tp, next, restored_.at(tp).end));
+      }
+    }
+    std::shared_ptr<arrow::Array> t, p, o, e;
+    ARROW_RETURN_NOT_OK(topics.Finish(&t));
+    ARROW_RETURN_NOT_OK(partitions.Finish(&p));
+    ARROW_RETURN_NOT_OK(offsets.Finish(&o));
+    ARROW_RETURN_NOT_OK(ends.Finish(&e));
+    ARROW_RETURN_NOT_OK(writer->WriteOperatorState(
+        kKafkaOffsetsState,
+        arrow::RecordBatch::Make(OffsetsSchema(), t->length(), {t, p, o, e})));
+    snapshots_[writer->checkpoint_id()] = std::move(owned);
+    return arrow::Status::OK();
+  }
+
+  /// Commits the offsets of the newest snapshot <= checkpoint_id to the group
+  /// (asynchronously; for monitoring only: recovery reads the checkpoint).
+  arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    auto it = snapshots_.upper_bound(checkpoint_id);
+    if (it == snapshots_.begin()) return arrow::Status::OK();
+    --it;
+    std::vector<std::pair<TopicPartition, int64_t>> offsets = std::move(it->second);
+    snapshots_.erase(snapshots_.begin(), std::next(it));
+    if (!consumer_) return arrow::Status::OK();
+    PartitionList list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+    for (const auto& [tp, next] : offsets) {
+      if (!assignment_.count(tp)) continue;  // moved away since (group assignment)
+      rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset =
+          next;
+    }
+    if (list->cnt == 0) return arrow::Status::OK();
+    options_.stats->checkpoint_commits.fetch_add(1, std::memory_order_relaxed);
+    rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), /*async=*/1);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      options_.stats->commit_failures.fetch_add(1, std::memory_order_relaxed);
+      Log("offset commit of checkpoint " + std::to_string(checkpoint_id) +
+          " failed: " + rd_kafka_err2str(err));
+    }
+    return arrow::Status::OK();
+  }
+
+ private:
   // --- backpressure: pausing fetches while the runtime does not poll ------------------
 
   void EnterPoll() {
@@ -1023,7 +1357,14 @@ class KafkaSourceReader : public SourceReader {
   PartitionState* cached_state_ = nullptr;
 
   std::unique_ptr<PendingBatch> pending_;
-  std::deque<StreamElement> ready_;
+  std::deque<ReadyElement> ready_;
+  bool static_ = false;
+  /// The job checkpoints (a snapshot was taken or state restored): offsets are
+  /// committed on checkpoint completion only.
+  bool checkpointing_ = false;
+  std::map<TopicPartition, RestoredPosition> restored_;
+  /// checkpoint id -> the offsets this instance snapshotted for it
+  std::map<int64_t, std::vector<std::pair<TopicPartition, int64_t>>> snapshots_;
   int64_t last_commit_ns_ = 0;
   bool closing_ = false;
   bool commit_on_revoke_ = true;

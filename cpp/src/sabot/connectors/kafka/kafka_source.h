@@ -10,10 +10,21 @@
 /// pause watchdog runs on its own thread and touches the consumer only through
 /// librdkafka's thread-safe pause/resume calls under a mutex.
 ///
-/// Delivery: at-least-once. Offsets are committed (asynchronously, every
-/// `commit_interval_ms`, synchronously on revoke and close) only for messages whose
-/// rows were emitted downstream, and for bad records after they were skipped or
-/// their dead-letter copy was acknowledged by the broker.
+/// Delivery without checkpoints: at-least-once. Offsets are committed
+/// (asynchronously, every `commit_interval_ms`, synchronously on revoke and close)
+/// only for messages whose rows were emitted downstream, and for bad records after
+/// they were skipped or their dead-letter copy was acknowledged by the broker.
+///
+/// With checkpoints: SnapshotState writes, per partition, the offset of the next
+/// message not yet handed downstream (operator state "kafka_offsets": topic,
+/// partition, offset, end), and Open resumes every partition found there; a
+/// restore at another parallelism hands each partition its offset wherever it is
+/// assigned. With static assignment, and in group mode once the job checkpoints
+/// (or was restored), offsets are committed to the consumer group only when a
+/// checkpoint completes (and at the end of a bounded read), for monitoring;
+/// recovery never reads them. Exactly-once needs `assignment = kStatic`: with the group
+/// protocol, a rebalance between two instances' barriers can split a partition's
+/// records across a checkpoint (see docs/design/exactly_once.md).
 #pragma once
 
 #include <atomic>
@@ -47,6 +58,23 @@ enum class StartPosition { kCommitted, kEarliest, kLatest, kTimestamp };
 
 arrow::Result<StartPosition> ParseStartPosition(const std::string& name);
 
+/// How partitions are spread over the parallel instances.
+enum class Assignment {
+  /// Kafka's consumer-group protocol: partitions move on rebalances, also to
+  /// other processes of the same group (scale-out).
+  kGroup,
+  /// Fixed: the partitions of all topics, sorted by (topic, partition), go
+  /// round-robin to the instances (k-th to instance k % parallelism); the
+  /// group is used only to commit offsets for monitoring. Required for
+  /// exactly-once; partitions added to a topic later are not picked up.
+  kStatic,
+};
+
+arrow::Result<Assignment> ParseAssignment(const std::string& name);
+
+/// Name of the operator-state table holding the source's offsets.
+inline constexpr const char* kKafkaOffsetsState = "kafka_offsets";
+
 /// Counters shared by all instances of one source node (read from any thread).
 struct KafkaSourceStats {
   std::atomic<int64_t> messages{0};       ///< messages taken from Kafka
@@ -62,6 +90,8 @@ struct KafkaSourceStats {
   std::atomic<int64_t> commits{0};        ///< offset commits requested
   std::atomic<int64_t> commit_failures{0};
   std::atomic<int64_t> stale_dropped{0};  ///< prefetched messages of revoked partitions
+  std::atomic<int64_t> restored_partitions{0};  ///< partitions resumed from a checkpoint
+  std::atomic<int64_t> checkpoint_commits{0};   ///< commits on checkpoint completion
 };
 
 /// What the instances of one source node share in one process: the partitions
@@ -75,7 +105,16 @@ class KafkaSourceShared {
   /// The end offset recorded for the partition, or records `end` and returns it.
   int64_t EndOffset(const std::string& topic, int32_t partition, int64_t end);
 
+  /// Group assignment with a restore: the restored offsets of partitions that no
+  /// instance of this process was assigned yet stay in the snapshot (instance 0
+  /// writes them) until an instance claims the partition.
+  void SetRestored(std::map<std::pair<std::string, int32_t>, int64_t> offsets);
+  void Claim(const std::string& topic, int32_t partition);
+  std::map<std::pair<std::string, int32_t>, int64_t> Unclaimed();
+
  private:
+  bool restored_set_ = false;
+  std::map<std::pair<std::string, int32_t>, int64_t> unclaimed_;
   std::mutex mutex_;
   std::set<std::pair<std::string, int32_t>> started_;
   std::map<std::pair<std::string, int32_t>, int64_t> end_offsets_;
@@ -92,6 +131,7 @@ struct KafkaSourceOptions : NodeOptions {
   int64_t start_timestamp_ms = 0;
   /// kCommitted, partitions without a committed offset: "earliest" or "latest".
   std::string reset = "earliest";
+  Assignment assignment = Assignment::kGroup;
 
   FormatOptions format;
   /// Metadata columns appended after the value columns, any of: key, topic,

@@ -1,5 +1,7 @@
 #include "sabot/connectors/memory/memory.h"
 
+#include <arrow/array/builder_primitive.h>
+
 namespace sabot {
 
 void CollectBuffer::Append(std::shared_ptr<arrow::RecordBatch> batch) {
@@ -32,23 +34,86 @@ arrow::Result<std::shared_ptr<arrow::Table>> CollectBuffer::ToTable(
 
 namespace {
 
+/// Split s of S emits batches s, s+S, s+2S, ... Checkpoints write each split's
+/// next batch index (operator-state table "splits"); a restore keeps the number
+/// of splits and gives reader i of P the splits s with s % P == i.
 class BatchesSource : public SourceReader {
  public:
   BatchesSource(const BatchesSourceOptions& options, int instance, int parallelism)
-      : options_(options),
-        next_(static_cast<size_t>(instance)),
-        step_(static_cast<size_t>(parallelism)) {}
+      : options_(options), num_splits_(parallelism) {
+    splits_.push_back({instance, static_cast<size_t>(instance)});
+  }
+
+  arrow::Status Open(OperatorContext* ctx) override {
+    if (ctx == nullptr || ctx->restore == nullptr) return arrow::Status::OK();
+    ARROW_ASSIGN_OR_RAISE(auto batches, ctx->restore->ReadOperatorState("splits"));
+    if (batches.empty()) return arrow::Status::OK();
+    const int instance = ctx->instance_index;
+    const int parallelism = ctx->parallelism;
+    splits_.clear();
+    for (const auto& batch : batches) {
+      auto split =
+          std::dynamic_pointer_cast<arrow::Int32Array>(batch->GetColumnByName("split"));
+      auto num = std::dynamic_pointer_cast<arrow::Int32Array>(
+          batch->GetColumnByName("num_splits"));
+      auto next =
+          std::dynamic_pointer_cast<arrow::Int64Array>(batch->GetColumnByName("next"));
+      if (!split || !num || !next) {
+        return arrow::Status::Invalid(
+            "batches_source: checkpointed positions have an unexpected schema: ",
+            batch->schema()->ToString());
+      }
+      for (int64_t r = 0; r < batch->num_rows(); ++r) {
+        num_splits_ = num->Value(r);
+        if (split->Value(r) % parallelism != instance) continue;
+        splits_.push_back({split->Value(r), static_cast<size_t>(next->Value(r))});
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SnapshotState(SnapshotWriter* writer) override {
+    arrow::Int32Builder split_b, num_b;
+    arrow::Int64Builder next_b;
+    for (const auto& s : splits_) {
+      ARROW_RETURN_NOT_OK(split_b.Append(s.index));
+      ARROW_RETURN_NOT_OK(num_b.Append(num_splits_));
+      ARROW_RETURN_NOT_OK(next_b.Append(static_cast<int64_t>(s.next)));
+    }
+    std::shared_ptr<arrow::Array> a, b, c;
+    ARROW_RETURN_NOT_OK(split_b.Finish(&a));
+    ARROW_RETURN_NOT_OK(num_b.Finish(&b));
+    ARROW_RETURN_NOT_OK(next_b.Finish(&c));
+    auto schema = arrow::schema({arrow::field("split", arrow::int32(), false),
+                                 arrow::field("num_splits", arrow::int32(), false),
+                                 arrow::field("next", arrow::int64(), false)});
+    return writer->WriteOperatorState(
+        "splits", arrow::RecordBatch::Make(schema, static_cast<int64_t>(splits_.size()),
+                                           {a, b, c}));
+  }
 
   arrow::Result<PollResult> Poll(StreamElement* out) override {
-    if (next_ >= options_.batches.size()) return PollResult::kEndOfInput;
-    *out = StreamElement::Batch(options_.batches[next_]);
-    next_ += step_;
-    return PollResult::kElement;
+    const size_t step = static_cast<size_t>(num_splits_);
+    for (size_t k = 0; k < splits_.size(); ++k) {
+      Split& s = splits_[(cursor_ + k) % splits_.size()];
+      if (s.next >= options_.batches.size()) continue;
+      *out = StreamElement::Batch(options_.batches[s.next]);
+      s.next += step;
+      cursor_ = (cursor_ + k + 1) % splits_.size();
+      return PollResult::kElement;
+    }
+    return PollResult::kEndOfInput;
   }
 
  private:
+  struct Split {
+    int index;
+    size_t next;
+  };
   const BatchesSourceOptions& options_;
-  size_t next_, step_;
+  int num_splits_;
+  std::vector<Split> splits_;
+  size_t cursor_ = 0;
 };
 
 class FunctionSource : public SourceReader {

@@ -1175,6 +1175,16 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> NexmarkGenerator::NextBatch(
 
 int64_t NexmarkGenerator::events_generated() const { return impl_->k; }
 int64_t NexmarkGenerator::split_num_events() const { return impl_->count; }
+
+arrow::Status NexmarkGenerator::SkipTo(int64_t events) {
+  ARROW_RETURN_NOT_OK(impl_->status);
+  if (events < 0 || events > impl_->count) {
+    return arrow::Status::Invalid("nexmark: cannot position a split of ", impl_->count,
+                                  " events at event ", events);
+  }
+  impl_->k = events;
+  return arrow::Status::OK();
+}
 bool NexmarkGenerator::exhausted() const { return impl_->k >= impl_->count; }
 
 int64_t NexmarkGenerator::next_event_time_ms() const {
