@@ -16,7 +16,9 @@
 # PostgreSQL refuses to run as root: when this script runs as root, initdb and
 # the server run as the `postgres` user (created by the Debian package, created
 # here if missing) and build/postgres belongs to it; otherwise they run as the
-# calling user.
+# calling user. When that user cannot reach the checkout (e.g. a clone under
+# /root, mode 700), the server's files go to /var/tmp/sabot-postgres-<hash of the
+# checkout path> instead, and build/postgres/data links to them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,14 +26,24 @@ PORT="${SABOT_POSTGRES_PORT:-15432}"
 HOST=127.0.0.1
 PGBIN="${SABOT_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}"
 DIR="$ROOT/build/postgres"
-DATA="$DIR/data"
-LOG="$DIR/server.log"
 DSN="host=$HOST port=$PORT user=sabot dbname=sabot"
 
 log() { echo "postgres.sh: $*" >&2; }
 
 RUN_AS=""
 if [ "$(id -u)" -eq 0 ]; then RUN_AS=postgres; fi
+
+# Where the server's files live: BASE (data dir, log, socket).
+resolve_paths() {
+  BASE="$DIR"
+  if [ -n "$RUN_AS" ] && id -u "$RUN_AS" >/dev/null 2>&1 &&
+    ! runuser -u "$RUN_AS" -- test -x "$ROOT" 2>/dev/null; then
+    BASE="/var/tmp/sabot-postgres-$(printf %s "$ROOT" | md5sum | cut -c1-12)"
+  fi
+  DATA="$BASE/data"
+  LOG="$BASE/server.log"
+}
+resolve_paths
 
 # Runs a command as the server's user.
 as_server() {
@@ -46,10 +58,10 @@ is_ready() {
   "$PGBIN/pg_isready" -q -h "$HOST" -p "$PORT" -t 2 >/dev/null 2>&1
 }
 
-# The unix socket directory: build/postgres unless its path is too long for a
-# socket name (107 bytes), then TCP only.
+# The unix socket directory: next to the data unless its path is too long for
+# a socket name (107 bytes), then TCP only.
 socket_dir() {
-  if [ "${#DIR}" -lt 90 ]; then echo "$DIR"; else echo ""; fi
+  if [ "${#BASE}" -lt 90 ]; then echo "$BASE"; else echo ""; fi
 }
 
 prepare_dir() {
@@ -58,17 +70,22 @@ prepare_dir() {
       "bash scripts/install-system-deps.sh)"
     exit 1
   fi
-  mkdir -p "$DIR"
+  if [ -n "$RUN_AS" ] && ! id -u "$RUN_AS" >/dev/null 2>&1; then
+    log "creating system user $RUN_AS to run the server (PostgreSQL refuses root)"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+      "$RUN_AS"
+    resolve_paths
+  fi
+  mkdir -p "$DIR" "$BASE"
   touch "$LOG"
+  if [ "$BASE" != "$DIR" ]; then
+    ln -sfn "$DATA" "$DIR/data"
+    log "user $RUN_AS cannot reach $ROOT: the server's files are in $BASE"
+  fi
   if [ -n "$RUN_AS" ]; then
-    if ! id -u "$RUN_AS" >/dev/null 2>&1; then
-      log "creating system user $RUN_AS to run the server (PostgreSQL refuses root)"
-      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-        "$RUN_AS"
-    fi
-    chown -R "$RUN_AS" "$DIR"
-    if ! runuser -u "$RUN_AS" -- test -w "$DIR"; then
-      log "user $RUN_AS cannot reach $DIR (a parent directory is not searchable by it)"
+    chown -R "$RUN_AS" "$BASE"
+    if ! runuser -u "$RUN_AS" -- test -w "$BASE"; then
+      log "user $RUN_AS cannot write $BASE"
       exit 1
     fi
   fi
@@ -145,7 +162,7 @@ case "${1:-}" in
     ;;
   reset)
     down
-    rm -rf "$DIR"
+    rm -rf "$DIR" "$BASE"
     ;;
   *)
     echo "usage: $0 up|down|status|reset" >&2
