@@ -591,13 +591,16 @@ class DataStream:
         failed, with an ``error`` column."""
         return self._derive(self._native.side_output("lookup_errors"))
 
-    def materialize(self, name: str, *, key: str | Sequence[str]) -> Any:
+    def materialize(
+        self, name: str, *, key: str | Sequence[str], consistency: str = "latest"
+    ) -> Any:
         """Maintains the materialized view ``name`` (the latest row per ``key``),
         readable while the job runs: ``view.get(k)``, ``view.scan()`` and over
-        HTTP (:func:`sabot.views.serve`). Returns a :class:`sabot.views.View`."""
+        HTTP (:func:`sabot.views.serve`); ``consistency="checkpoint"`` shows it
+        as of the last completed checkpoint. Returns a :class:`sabot.views.View`."""
         from sabot import views
 
-        return views.materialize(self, name, key=key)
+        return views.materialize(self, name, key=key, consistency=consistency)
 
     def write_kafka_upsert(self, topic: str, *, key: str | Sequence[str], **options: Any) -> Any:
         """Upserts by ``key`` into ``topic`` (deletes as tombstones); options as

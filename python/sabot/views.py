@@ -7,9 +7,11 @@ job runs, from Python and over HTTP as JSON.
     view.get("ann")    # {"user": "ann", "n": 3, ...} or None
     view.scan()        # pyarrow.Table
 
-Consistency: latest processed input. Every input batch is applied atomically
-(across all parallel writers of the view): a read sees each batch entirely or
-not at all, never half of one. See docs/views.md.
+Consistency: ``consistency="latest"`` (default), the latest processed input:
+every input batch is applied atomically (across all parallel writers of the
+view), so a read sees each batch entirely or not at all. Or
+``consistency="checkpoint"``: as of the last completed checkpoint (and the
+final result at the end of input). See docs/views.md.
 """
 
 from __future__ import annotations
@@ -46,8 +48,23 @@ class View:
 
     @property
     def version(self) -> int:
-        """Input batches applied so far (grows by one per batch)."""
+        """Updates applied so far: one per input batch ("latest"), one per
+        published checkpoint ("checkpoint")."""
         return int(self._native.version)
+
+    @property
+    def consistency(self) -> str:
+        """``"latest"`` or ``"checkpoint"``."""
+        return str(self._native.consistency)
+
+    @property
+    def checkpoint(self) -> int | None:
+        """For ``consistency="checkpoint"``: the id of the checkpoint the view
+        shows (None before the first; ``sys.maxsize`` once the input ended)."""
+        if self.consistency != "checkpoint":
+            return None
+        published = int(self._native.published_checkpoint)
+        return None if published < 0 else published
 
     @property
     def schema(self) -> pa.Schema | None:
@@ -94,16 +111,21 @@ class View:
         return f"View({self.name!r}, keys={self.keys}, num_rows={self.num_rows})"
 
 
-def materialize(stream: DataStream, name: str, *, key: str | Sequence[str]) -> View:
+def materialize(
+    stream: DataStream, name: str, *, key: str | Sequence[str], consistency: str = "latest"
+) -> View:
     """Maintains the view ``name``: the latest row per ``key`` of ``stream``.
 
     ``stream`` is an updating stream (an ``_op`` column: +I/+U upsert, -U/-D
     delete by key; e.g. ``key_by(...).aggregate(...)``) or a plain stream (each
     row replaces the previous row of its key). It is hash-partitioned by
-    ``key`` first. The view is registered under ``name`` (replacing a view of
-    that name) and served by :func:`serve`."""
+    ``key`` first. ``consistency``: ``"latest"`` (each processed batch, at once)
+    or ``"checkpoint"`` (the changes up to a checkpoint's barrier, once that
+    checkpoint completed; everything at the end of input). The view is
+    registered under ``name`` (replacing a view of that name) and served by
+    :func:`serve`."""
     keys = [key] if isinstance(key, str) else list(key)
-    return View(_sabot.materialize(stream._native, name, keys))
+    return View(_sabot.materialize(stream._native, name, keys, consistency))
 
 
 def get_view(name: str) -> View | None:

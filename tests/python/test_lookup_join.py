@@ -352,3 +352,86 @@ def test_a_blocked_lookup_does_not_block_the_worker_thread(customers, postgres_d
             holder.kill()
         holder.wait()
         sb.lookup.postgres_execute(f'DROP VIEW IF EXISTS "{gated}"', dsn=postgres_dsn)
+
+
+@pytest.mark.skipif(not PSQL.exists() and shutil.which("psql") is None, reason="no psql")
+def test_lookups_in_flight_at_a_savepoint_are_redone_after_restore(
+    customers, postgres_dsn, tmp_path
+):
+    """Every lookup waits for a lock held by another session, so every batch
+    is in flight when the savepoint's barrier passes; the job is cancelled, the
+    lock released, and the job restored from the savepoint: it joins every row
+    exactly once (against a Python join of the uninterrupted stream)."""
+    name, rows = customers
+    gated = unique("gated")
+    sb.lookup.postgres_execute(
+        f'CREATE VIEW "{gated}" AS SELECT c.* FROM "{name}" c, '
+        "(SELECT pg_advisory_xact_lock_shared(4343)) g",
+        dsn=postgres_dsn,
+    )
+    psql = str(PSQL) if PSQL.exists() else "psql"
+    holder = subprocess.Popen(
+        [psql, postgres_dsn, "-q", "-v", "ON_ERROR_STOP=1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    events = 6_000
+
+    def bids(env: sb.Environment) -> sb.DataStream:
+        stream = sb.nexmark.bids(env, events=events, parallelism=1, rate_limit=2_000)
+        # Bidders are 2000 and up; customers 0..1999 (every ninth id missing).
+        return stream.select("auction", "price", customer=sb.col("bidder") - 1_990)
+
+    def build(env: sb.Environment) -> sb.DataStream:
+        return bids(env).lookup_join(
+            sb.postgres_table(None, gated, key="id", columns=["name"]),
+            on="customer",
+            how="left",
+            cache_max_entries=0,
+            max_in_flight=100_000,
+        )
+
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write("DO $$ BEGIN PERFORM pg_advisory_lock(4343); END $$;\n\\echo locked\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
+
+        env = sb.Environment(parallelism=1, num_threads=2)
+        first = build(env).collect()
+        handle = env.start(checkpoint_dir=tmp_path / "ckpt")
+
+        def lookup_rows_in() -> int:
+            ops = handle.metrics()["operators"]
+            return next(op["rows_in"] for op in ops if op["name"].startswith("lookup_join"))
+
+        deadline = time.monotonic() + 60
+        while lookup_rows_in() < 500 and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert lookup_rows_in() >= 500
+        savepoint = handle.savepoint(tmp_path / "savepoint")
+        handle.cancel()
+        handle.wait()
+        assert first.num_rows == 0  # every lookup was still waiting
+        holder.stdin.write("DO $$ BEGIN PERFORM pg_advisory_unlock(4343); END $$;\n\\q\n")
+        holder.stdin.flush()
+        holder.wait(30)
+
+        env2 = sb.Environment(parallelism=2, num_threads=2)
+        restored = build(env2).to_table(restore=savepoint)
+        all_bids = bids(sb.Environment(parallelism=1)).to_table().to_pylist()
+        want = sorted(
+            (b["auction"], b["customer"], b["price"], rows.get(b["customer"], {}).get("name"))
+            for b in all_bids
+        )
+        got = sorted(
+            (r["auction"], r["customer"], r["price"], r["name"]) for r in restored.to_pylist()
+        )
+        assert got == want
+        assert sum(1 for w in want if w[3] is not None) > len(want) // 2
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+        sb.lookup.postgres_execute(f'DROP VIEW IF EXISTS "{gated}"', dsn=postgres_dsn)

@@ -198,8 +198,9 @@ def test_upsert_files_hold_the_final_table(tmp_path, fmt, parallelism):
 
 def test_upsert_file_is_rewritten_on_each_checkpoint(tmp_path):
     """The source triggers checkpoint 1 at the start of phase 2 and then waits
-    until the test has read the file: it must hold exactly the table of the rows
-    before the barrier (phase 1 plus the first batch of phase 2)."""
+    until the test has read the file: once the checkpoint completed it must hold
+    exactly the table of the rows before the barrier (phase 1 plus the first
+    batch of phase 2)."""
     rng = random.Random(2)
     batch = 50
     phase1 = [{"user": f"u{rng.randrange(30)}", "x": rng.randrange(10)} for _ in range(10 * batch)]
@@ -232,7 +233,10 @@ def test_upsert_file_is_rewritten_on_each_checkpoint(tmp_path):
         while job.metrics()["completed_checkpoints"] < 1 and time.monotonic() < deadline:
             threading.Event().wait(0.01)
         assert job.metrics()["completed_checkpoints"] == 1
-        assert files.files_written == 2  # each instance, at the barrier
+        # Each instance renames its pre-committed file when notified.
+        while files.files_written < 2 and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert files.files_written == 2
         table = read_parts(tmp_path / "sums", "parquet")
         assert {r["user"]: r["s"] for r in table.to_pylist()} == sums(phase1 + phase2[:batch])
     finally:

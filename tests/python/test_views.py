@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 import urllib.error
@@ -225,7 +226,7 @@ def test_plain_stream_view_keeps_latest_row_per_composite_key(server):
     assert status == 400 and "not a valid value" in body["error"]
     status, body = http_json(f"{server.url}/views")
     assert status == 200
-    assert {"name": name, "keys": ["region", "id"], "num_rows": 3} == {
+    assert {"name": name, "keys": ["region", "id"], "num_rows": 3, "consistency": "latest"} == {
         k: v
         for k, v in next(x for x in body["views"] if x["name"] == name).items()
         if k != "version"
@@ -278,3 +279,69 @@ def test_empty_view_and_bad_keys():
     with pytest.raises(sb.JobError, match="nope"):
         env.execute()
     sb.views.drop_view(name)
+
+
+def test_checkpoint_view_shows_the_last_completed_checkpoint(server):
+    """Two views of one group-by: "latest" follows the input, "checkpoint" shows
+    the rows before the barrier of the last completed checkpoint. The source
+    triggers the checkpoint itself (so the barrier's place is known) and stops
+    between phases until the test has checked."""
+    rng = random.Random(21)
+    batch = 50
+    phases = [
+        [{"user": f"u{rng.randrange(30)}", "x": rng.randrange(10)} for _ in range(n * batch)]
+        for n in (8, 1, 5)
+    ]
+    box: dict[str, object] = {}
+    started, checked, done = threading.Event(), threading.Event(), threading.Event()
+
+    def rows() -> Iterator[dict]:
+        yield from phases[0]
+        started.wait(60)
+        box["checkpoint"] = box["job"].trigger_checkpoint()  # type: ignore[attr-defined]
+        yield from phases[1]  # one batch: the barrier follows it
+        checked.wait(60)
+        yield from phases[2]
+        done.wait(60)
+
+    def sums(rs: list[dict]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for r in rs:
+            cur = out.setdefault(r["user"], {"user": r["user"], "s": 0})
+            cur["s"] += r["x"]
+        return out
+
+    env = sb.Environment(parallelism=2, num_threads=4)
+    totals = env.from_iterable(rows(), batch_size=batch).key_by("user").aggregate(s=sb.sum("x"))
+    latest = totals.materialize(unique("latest"), key="user")
+    stable = totals.materialize(unique("stable"), key="user", consistency="checkpoint")
+    assert stable.consistency == "checkpoint" and latest.consistency == "latest"
+    job = env.start()
+    box["job"] = job
+    try:
+        assert stable.checkpoint is None and stable.num_rows == 0
+        started.set()
+        at_barrier = sums(phases[0] + phases[1])
+        wait_until(
+            lambda: "checkpoint" in box and stable.checkpoint == box["checkpoint"],
+            "checkpoint 1",
+        )
+        assert stable.to_dict() == at_barrier
+        status, body = http_json(f"{server.url}/views/{stable.name}")
+        assert body["consistency"] == "checkpoint"
+        assert body["checkpoint"] == box["checkpoint"]
+        assert {r["user"]: r for r in body["rows"]} == at_barrier
+        checked.set()
+        # The latest view moves on with phase 3; the checkpoint view does not.
+        everything = sums(phases[0] + phases[1] + phases[2])
+        wait_until(lambda: latest.to_dict() == everything, "the latest view")
+        assert stable.to_dict() == at_barrier
+        assert stable.checkpoint == box["checkpoint"]
+    finally:
+        for event in (started, checked, done):
+            event.set()
+    job.wait()
+    assert stable.checkpoint == sys.maxsize  # end of input: the final result
+    assert stable.to_dict() == latest.to_dict() == sums([r for p in phases for r in p])
+    sb.views.drop_view(latest.name)
+    sb.views.drop_view(stable.name)

@@ -237,9 +237,11 @@ DataStream DataStream::LookupJoin(LookupJoinOptions options, bool key_by) const 
 }
 
 std::shared_ptr<MaterializedView> DataStream::Materialize(
-    const std::string& name, std::vector<std::string> keys) const {
+    const std::string& name, std::vector<std::string> keys,
+    ViewConsistency consistency) const {
   auto options = std::make_shared<ViewSinkOptions>();
-  options->view = std::make_shared<MaterializedView>(name, keys);
+  options->view = std::make_shared<MaterializedView>(
+      name, keys, arrow::default_memory_pool(), consistency);
   ViewRegistry::Global()->Register(options->view);
   auto view = options->view;
   KeyBy(std::move(keys)).Sink("materialized_view", std::move(options));

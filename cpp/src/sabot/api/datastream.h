@@ -145,9 +145,11 @@ class DataStream {
   /// `key_by` is false.
   DataStream LookupJoin(LookupJoinOptions options, bool key_by = true) const;
   /// Maintains the view `name`: the latest row per `keys` of this (changelog)
-  /// stream, readable while the job runs; registered in ViewRegistry::Global().
-  std::shared_ptr<MaterializedView> Materialize(const std::string& name,
-                                                std::vector<std::string> keys) const;
+  /// stream, readable while the job runs (as of the latest processed input or
+  /// of the last completed checkpoint); registered in ViewRegistry::Global().
+  std::shared_ptr<MaterializedView> Materialize(
+      const std::string& name, std::vector<std::string> keys,
+      ViewConsistency consistency = ViewConsistency::kLatest) const;
   /// Upserts by options.key_columns into a Kafka topic (tombstones for deletes).
   std::shared_ptr<KafkaUpsertSinkStats> WriteKafkaUpsert(
       KafkaUpsertSinkOptions options) const;

@@ -116,6 +116,11 @@ void RegisterViewBindings(nb::module_& m) {
       .def_prop_ro("keys", &MaterializedView::key_columns)
       .def_prop_ro("num_rows", &MaterializedView::num_rows)
       .def_prop_ro("version", &MaterializedView::version)
+      .def_prop_ro("consistency",
+                   [](const MaterializedView& v) {
+                     return std::string(ViewConsistencyName(v.consistency()));
+                   })
+      .def_prop_ro("published_checkpoint", &MaterializedView::published_checkpoint)
       .def("schema_capsule",
            [](const MaterializedView& v) -> nb::object {
              auto schema = v.schema();
@@ -153,12 +158,23 @@ void RegisterViewBindings(nb::module_& m) {
 
   m.def(
       "materialize",
-      [](const DataStream& stream, std::string name, std::vector<std::string> keys) {
+      [](const DataStream& stream, std::string name, std::vector<std::string> keys,
+         std::string consistency) {
         if (name.empty()) throw nb::value_error("a view needs a name");
         if (keys.empty()) throw nb::value_error("a view needs key columns");
-        return stream.Materialize(name, std::move(keys));
+        ViewConsistency c;
+        if (consistency == "latest") {
+          c = ViewConsistency::kLatest;
+        } else if (consistency == "checkpoint") {
+          c = ViewConsistency::kCheckpoint;
+        } else {
+          throw nb::value_error(
+              ("consistency must be 'latest' or 'checkpoint', not '" + consistency + "'")
+                  .c_str());
+        }
+        return stream.Materialize(name, std::move(keys), c);
       },
-      "stream"_a, "name"_a, "keys"_a);
+      "stream"_a, "name"_a, "keys"_a, "consistency"_a);
   m.def("find_view", [](std::string name) { return ViewRegistry::Global()->Find(name); });
   m.def("drop_view",
         [](std::string name) { return ViewRegistry::Global()->Remove(name); });

@@ -54,6 +54,17 @@ std::string JsonString(const std::string& s) {
   return out;
 }
 
+// `, "consistency": ..` and, for checkpoint views, `, "checkpoint": N`.
+std::string ConsistencyJson(const MaterializedView& view) {
+  std::string out = ", \"consistency\": \"";
+  out += ViewConsistencyName(view.consistency());
+  out += "\"";
+  if (view.consistency() == ViewConsistency::kCheckpoint) {
+    out += ", \"checkpoint\": " + std::to_string(view.published_checkpoint());
+  }
+  return out;
+}
+
 std::string ErrorBody(const std::string& message) {
   return "{\"error\": " + JsonString(message) + "}";
 }
@@ -133,7 +144,8 @@ std::pair<int, std::string> ViewHttpServer::Respond(ViewRegistry* registry,
       body += "{\"name\": " + JsonString(view->name()) +
               ", \"keys\": " + KeysJson(*view) +
               ", \"num_rows\": " + std::to_string(view->num_rows()) +
-              ", \"version\": " + std::to_string(view->version()) + "}";
+              ", \"version\": " + std::to_string(view->version()) +
+              ConsistencyJson(*view) + "}";
     }
     return {200, body + "]}"};
   }
@@ -198,8 +210,9 @@ std::pair<int, std::string> ViewHttpServer::Respond(ViewRegistry* registry,
     }
   }
   return {200, "{\"name\": " + JsonString(name) + ", \"keys\": " + KeysJson(*view) +
-                   ", \"num_rows\": " + std::to_string(num_rows) + ", \"version\": " +
-                   std::to_string(version) + ", \"rows\": [" + rows + "]}"};
+                   ", \"num_rows\": " + std::to_string(num_rows) +
+                   ", \"version\": " + std::to_string(version) + ConsistencyJson(*view) +
+                   ", \"rows\": [" + rows + "]}"};
 }
 
 arrow::Result<std::unique_ptr<ViewHttpServer>> ViewHttpServer::Start(

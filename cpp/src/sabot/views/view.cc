@@ -3,13 +3,69 @@
 #include <arrow/array/util.h>
 #include <arrow/scalar.h>
 
+#include <algorithm>
+#include <cstdint>
+
 namespace sabot {
 
+const char* ViewConsistencyName(ViewConsistency c) {
+  return c == ViewConsistency::kLatest ? "latest" : "checkpoint";
+}
+
 MaterializedView::MaterializedView(std::string name, std::vector<std::string> key_columns,
-                                   arrow::MemoryPool* pool)
+                                   arrow::MemoryPool* pool, ViewConsistency consistency)
     : name_(std::move(name)),
       key_columns_(key_columns),
+      consistency_(consistency),
       table_(std::move(key_columns), "view '" + name_ + "'", pool) {}
+
+void MaterializedView::AttachWriter(int owner, int num_writers) {
+  std::unique_lock<std::shared_mutex> lock(mutex_);
+  if (static_cast<int>(writer_commits_.size()) < num_writers) {
+    writer_commits_.resize(static_cast<size_t>(num_writers), -1);
+  }
+}
+
+arrow::Status MaterializedView::Commit(
+    int owner, int64_t checkpoint_id,
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
+  std::unique_lock<std::shared_mutex> lock(mutex_);
+  if (owner < 0 || owner >= static_cast<int>(writer_commits_.size())) {
+    return arrow::Status::Invalid("view '", name_, "': writer ", owner, " not attached");
+  }
+  auto& list = committed_[checkpoint_id];
+  for (auto& b : batches) list.emplace_back(owner, std::move(b));
+  writer_commits_[owner] = std::max(writer_commits_[owner], checkpoint_id);
+  return PublishLocked();
+}
+
+arrow::Status MaterializedView::Finish(
+    int owner, std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
+  return Commit(owner, INT64_MAX, std::move(batches));
+}
+
+// Applies, in checkpoint order, every commit up to the newest checkpoint all
+// writers committed.
+arrow::Status MaterializedView::PublishLocked() {
+  if (writer_commits_.empty()) return arrow::Status::OK();
+  const int64_t upto = *std::min_element(writer_commits_.begin(), writer_commits_.end());
+  if (upto <= published_) return arrow::Status::OK();
+  auto end = committed_.upper_bound(upto);
+  for (auto it = committed_.begin(); it != end; ++it) {
+    for (const auto& [owner, batch] : it->second) {
+      ARROW_RETURN_NOT_OK(table_.Apply(batch, owner));
+    }
+  }
+  committed_.erase(committed_.begin(), end);
+  published_ = upto;
+  ++version_;
+  return arrow::Status::OK();
+}
+
+int64_t MaterializedView::published_checkpoint() const {
+  std::shared_lock<std::shared_mutex> lock(mutex_);
+  return published_;
+}
 
 arrow::Status MaterializedView::Apply(const std::shared_ptr<arrow::RecordBatch>& batch,
                                       int owner) {

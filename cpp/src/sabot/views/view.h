@@ -4,10 +4,15 @@
 // a point lookup by key and a full scan, from C++, Python and HTTP
 // (http_server.h). See docs/views.md.
 //
-// Consistency: latest processed input. Each input batch is applied atomically
-// under a writer lock; a reader (Get, Scan) holds the reader lock, so it sees
-// every batch either entirely or not at all, across all parallel writers (one
-// snapshot of the whole view, never a half-applied batch).
+// Consistency, chosen per view:
+//  - kLatest (default): latest processed input. Each input batch is applied
+//    atomically under a writer lock; a reader (Get, Scan) holds the reader
+//    lock, so it sees every batch entirely or not at all, across all parallel
+//    writers (one snapshot of the whole view, never a half-applied batch).
+//  - kCheckpoint: as of the last completed checkpoint. Writers hand over the
+//    changes of each completed checkpoint (Commit); the view applies those of
+//    checkpoint N, of every writer, in one step once every writer committed N
+//    (or later). A read never sees input that a restore could roll back.
 //
 /// Threading contract: thread-safe. Writers are the view's sink instances (one
 /// per task), readers any thread.
@@ -23,23 +28,46 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sabot/views/materialized_table.h"
 
 namespace sabot {
 
+enum class ViewConsistency : uint8_t { kLatest, kCheckpoint };
+
+/// "latest" / "checkpoint".
+const char* ViewConsistencyName(ViewConsistency c);
+
 class MaterializedView {
  public:
   MaterializedView(std::string name, std::vector<std::string> key_columns,
-                   arrow::MemoryPool* pool = arrow::default_memory_pool());
+                   arrow::MemoryPool* pool = arrow::default_memory_pool(),
+                   ViewConsistency consistency = ViewConsistency::kLatest);
 
   const std::string& name() const { return name_; }
   const std::vector<std::string>& key_columns() const { return key_columns_; }
+  ViewConsistency consistency() const { return consistency_; }
 
   // --- writers ---
-  /// Applies one batch of sink instance `owner` atomically.
+  /// Applies one batch of sink instance `owner` atomically (kLatest; in
+  /// kCheckpoint mode for state restored from a completed checkpoint).
   arrow::Status Apply(const std::shared_ptr<arrow::RecordBatch>& batch, int owner);
+  /// kCheckpoint: instance `owner` of `num_writers` writes this view.
+  void AttachWriter(int owner, int num_writers);
+  /// kCheckpoint: the batches `owner` received up to the barrier of completed
+  /// checkpoint `checkpoint_id` (since its previous commit). Published, with
+  /// every other writer's, once all writers committed `checkpoint_id` or later.
+  arrow::Status Commit(int owner, int64_t checkpoint_id,
+                       std::vector<std::shared_ptr<arrow::RecordBatch>> batches);
+  /// kCheckpoint: end of input of `owner`; `batches` are all it has not
+  /// committed. The final result is published once every writer finished.
+  arrow::Status Finish(int owner,
+                       std::vector<std::shared_ptr<arrow::RecordBatch>> batches);
+  /// kCheckpoint: the newest checkpoint published (-1: none; INT64_MAX: the
+  /// end of input).
+  int64_t published_checkpoint() const;
   /// The rows written by `owner` (for its checkpoint); null before any data.
   arrow::Result<std::shared_ptr<arrow::Table>> ScanOwner(int owner) const;
 
@@ -62,11 +90,20 @@ class MaterializedView {
   int64_t version() const;
 
  private:
+  arrow::Status PublishLocked();
+
   std::string name_;
   std::vector<std::string> key_columns_;
+  ViewConsistency consistency_;
   mutable std::shared_mutex mutex_;
   MaterializedTable table_;
   int64_t version_ = 0;
+  // kCheckpoint, under mutex_: committed batches by checkpoint id, in commit
+  // order, and the newest id each writer committed.
+  std::map<int64_t, std::vector<std::pair<int, std::shared_ptr<arrow::RecordBatch>>>>
+      committed_;
+  std::vector<int64_t> writer_commits_;
+  int64_t published_ = -1;
 };
 
 /// The views of this process by name (what the HTTP server serves).

@@ -7,7 +7,11 @@
 // writer and its changes apply in order.
 //
 // State: the rows each instance wrote go into its checkpoints (keyed state
-// "rows"), and a restored job refills the view from them.
+// "rows"), and a restored job refills the view from them. With
+// ViewConsistency::kCheckpoint an instance also keeps its own latest rows (for
+// its checkpoints) and stages its input per checkpoint: the changes up to a
+// barrier reach the view when the checkpoint completes
+// (NotifyCheckpointComplete), everything at end of input.
 #pragma once
 
 #include <memory>

@@ -203,6 +203,31 @@ TEST(MaterializedViewTest, ReadersNeverSeeHalfABatch) {
   EXPECT_EQ(view->version(), 2001);
 }
 
+TEST(MaterializedViewTest, CheckpointConsistencyPublishesWhatEveryWriterCommitted) {
+  MaterializedView view("ck", {"k"}, arrow::default_memory_pool(),
+                        ViewConsistency::kCheckpoint);
+  view.AttachWriter(0, 2);
+  view.AttachWriter(1, 2);
+  ASSERT_TRUE(view.Commit(0, 1, {Changes({1}, {10}, {0})}).ok());
+  EXPECT_EQ(view.published_checkpoint(), -1);  // writer 1 has not committed 1
+  EXPECT_EQ(view.num_rows(), 0);
+  // Writer 1 was notified of 2 only (a later id implies the earlier ones).
+  ASSERT_TRUE(view.Commit(1, 2, {Changes({2}, {20}, {0})}).ok());
+  EXPECT_EQ(view.published_checkpoint(), 1);
+  EXPECT_EQ(ToMap(*view.Scan().ValueOrDie()), (std::map<int64_t, int64_t>{{1, 10}}));
+  ASSERT_TRUE(view.Commit(0, 2, {Changes({1, 1}, {10, 11}, {1, 2})}).ok());
+  EXPECT_EQ(view.published_checkpoint(), 2);
+  EXPECT_EQ(ToMap(*view.Scan().ValueOrDie()),
+            (std::map<int64_t, int64_t>{{1, 11}, {2, 20}}));
+  // End of input: published once both writers finished.
+  ASSERT_TRUE(view.Finish(0, {Changes({3}, {30}, {0})}).ok());
+  EXPECT_EQ(view.published_checkpoint(), 2);
+  ASSERT_TRUE(view.Finish(1, {Changes({2}, {20}, {3})}).ok());
+  EXPECT_EQ(view.published_checkpoint(), INT64_MAX);
+  EXPECT_EQ(ToMap(*view.Scan().ValueOrDie()),
+            (std::map<int64_t, int64_t>{{1, 11}, {3, 30}}));
+}
+
 TEST(MaterializedViewTest, JobMaintainsViewOfGroupAggregate) {
   std::mt19937_64 rng(9);
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
@@ -278,7 +303,7 @@ TEST(ViewHttpServerTest, ServesScansAndPointLookupsAsJson) {
   std::tie(status, body) = ViewHttpServer::Respond(&registry, "GET", "/views");
   EXPECT_EQ(body,
             "{\"views\": [{\"name\": \"v\", \"keys\": [\"k\"], \"num_rows\": 2, "
-            "\"version\": 1}]}");
+            "\"version\": 1, \"consistency\": \"latest\"}]}");
 
   auto server = ViewHttpServer::Start("127.0.0.1", 0, &registry).ValueOrDie();
   ASSERT_GT(server->port(), 0);

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
+#include <map>
 #include <sstream>
 #include <system_error>
 
@@ -46,23 +48,32 @@ class FileUpsertSink : public Operator {
  public:
   explicit FileUpsertSink(const FileUpsertSinkOptions& options) : options_(options) {}
 
+  ~FileUpsertSink() override {
+    // Pre-committed files of checkpoints that never completed.
+    for (const auto& [id, path] : pending_) std::remove(path.c_str());
+  }
+
   arrow::Status Open(OperatorContext* ctx) override {
     ARROW_RETURN_NOT_OK(options_.Validate());
     name_ = ctx->operator_name;
     table_ = std::make_unique<MaterializedTable>(
         options_.key_columns, "file_upsert_sink '" + name_ + "'", ctx->pool);
     const std::string ext = options_.format == "parquet" ? "parquet" : "csv";
-    file_ = (std::filesystem::path(options_.path) /
-             ("part-" + std::to_string(ctx->instance_index) + "." + ext))
-                .string();
-    temp_ = (std::filesystem::path(options_.path) /
-             (".part-" + std::to_string(ctx->instance_index) + "." + ext + ".tmp"))
-                .string();
+    const std::string part = "part-" + std::to_string(ctx->instance_index) + "." + ext;
+    file_ = (std::filesystem::path(options_.path) / part).string();
+    temp_prefix_ = (std::filesystem::path(options_.path) / ("." + part)).string();
     std::error_code ec;
     std::filesystem::create_directories(options_.path, ec);
     if (ec) {
       return arrow::Status::IOError("file_upsert_sink '", name_, "': cannot create '",
                                     options_.path, "': ", ec.message());
+    }
+    // Temporary files of an earlier, failed run of this instance.
+    for (const auto& entry : std::filesystem::directory_iterator(options_.path, ec)) {
+      const std::string path = entry.path().string();
+      if (path.rfind(temp_prefix_ + ".", 0) == 0 && entry.path().extension() == ".tmp") {
+        std::filesystem::remove(entry.path(), ec);
+      }
     }
     if (ctx->restore != nullptr) {
       ARROW_ASSIGN_OR_RAISE(auto batches, ctx->restore->ReadKeyed(kRowsTable));
@@ -76,19 +87,42 @@ class FileUpsertSink : public Operator {
     return table_->Apply(batch);
   }
 
+  // Pre-commit: the table as of the barrier goes to a temporary file, renamed
+  // into place once the checkpoint completed.
   arrow::Status SnapshotState(SnapshotWriter* writer, OperatorContext*) override {
     ARROW_ASSIGN_OR_RAISE(auto rows, table_->Scan());
     if (!rows) return arrow::Status::OK();  // no data yet: no file
-    ARROW_RETURN_NOT_OK(Write(*rows));
+    const int64_t id = writer->checkpoint_id();
+    const std::string temp = temp_prefix_ + ".chk-" + std::to_string(id) + ".tmp";
+    ARROW_RETURN_NOT_OK(WriteFile(*rows, temp));
+    pending_[id] = temp;
     if (rows->num_rows() == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(auto batch, rows->CombineChunksToBatch());
     return writer->WriteKeyed(kRowsTable, std::move(batch), options_.key_columns);
   }
 
+  // Commit: the newest file pre-committed up to `checkpoint_id` becomes the
+  // part file; older ones are dropped.
+  arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id,
+                                         OperatorContext*) override {
+    auto end = pending_.upper_bound(checkpoint_id);
+    if (end == pending_.begin()) return arrow::Status::OK();
+    auto newest = std::prev(end);
+    ARROW_RETURN_NOT_OK(Publish(newest->second));
+    for (auto it = pending_.begin(); it != newest; ++it) std::remove(it->second.c_str());
+    pending_.erase(pending_.begin(), end);
+    return arrow::Status::OK();
+  }
+
+  // End of input: the final table, at once.
   arrow::Status Close(OperatorContext*, Collector*) override {
+    for (const auto& [id, path] : pending_) std::remove(path.c_str());
+    pending_.clear();
     ARROW_ASSIGN_OR_RAISE(auto rows, table_->Scan());
     if (!rows) return arrow::Status::OK();
-    return Write(*rows);
+    const std::string temp = temp_prefix_ + ".final.tmp";
+    ARROW_RETURN_NOT_OK(WriteFile(*rows, temp));
+    return Publish(temp);
   }
 
   std::vector<StateDescriptor> state_tables() const override {
@@ -96,14 +130,12 @@ class FileUpsertSink : public Operator {
   }
 
  private:
-  // Writes the whole table to the temporary file, then renames it over the
-  // part file (atomic on POSIX file systems).
-  arrow::Status Write(const arrow::Table& rows) {
+  arrow::Status WriteFile(const arrow::Table& rows, const std::string& path) {
     auto context = [&](const arrow::Status& st) {
-      return st.WithMessage("file_upsert_sink '", name_, "': writing '", temp_,
+      return st.WithMessage("file_upsert_sink '", name_, "': writing '", path,
                             "': ", st.message());
     };
-    auto out = arrow::io::FileOutputStream::Open(temp_);
+    auto out = arrow::io::FileOutputStream::Open(path);
     if (!out.ok()) return context(out.status());
     arrow::Status st;
     if (options_.format == "parquet") {
@@ -119,11 +151,16 @@ class FileUpsertSink : public Operator {
     }
     if (st.ok()) st = (*out)->Close();
     if (!st.ok()) {
-      std::remove(temp_.c_str());
+      std::remove(path.c_str());
       return context(st);
     }
-    if (std::rename(temp_.c_str(), file_.c_str()) != 0) {
-      return arrow::Status::IOError("file_upsert_sink '", name_, "': renaming '", temp_,
+    return arrow::Status::OK();
+  }
+
+  // Renames `temp` over the part file (atomic on POSIX file systems).
+  arrow::Status Publish(const std::string& temp) {
+    if (std::rename(temp.c_str(), file_.c_str()) != 0) {
+      return arrow::Status::IOError("file_upsert_sink '", name_, "': renaming '", temp,
                                     "' to '", file_, "': ", std::strerror(errno));
     }
     options_.files_written->fetch_add(1, std::memory_order_relaxed);
@@ -133,7 +170,8 @@ class FileUpsertSink : public Operator {
   const FileUpsertSinkOptions& options_;
   std::string name_;
   std::string file_;
-  std::string temp_;
+  std::string temp_prefix_;                 // ".part-<i>.<ext>" in the output directory
+  std::map<int64_t, std::string> pending_;  // checkpoint id -> pre-committed file
   std::unique_ptr<MaterializedTable> table_;
 };
 

@@ -15,9 +15,10 @@
 //
 // Files ("file_upsert_sink"): each instance keeps the materialized table of its
 // keys (views/materialized_table.h) and writes it whole as
-// `<path>/part-<i>.parquet` (or .csv) on every checkpoint barrier and at end
-// of input, through a temporary file and an atomic rename, so a reader sees
-// either the previous or the new complete file.
+// `<path>/part-<i>.parquet` (or .csv): at each checkpoint barrier into a
+// temporary file, renamed over the part file (atomically) when the checkpoint
+// completes, and at end of input. A reader sees the table as of the latest
+// completed checkpoint (then the final one), never a partial file.
 //
 /// Threading contract: one instance per task, single-threaded; Kafka delivery
 /// reports are served by rd_kafka_poll on the task's thread.
@@ -66,7 +67,8 @@ struct FileUpsertSinkOptions : NodeOptions {
   std::string path;                ///< output directory
   std::string format = "parquet";  ///< "parquet" or "csv"
   std::vector<std::string> key_columns;
-  /// Files written so far, all instances (each checkpoint and the close).
+  /// Part files published so far, all instances (each completed checkpoint
+  /// and the end of input).
   std::shared_ptr<std::atomic<int64_t>> files_written =
       std::make_shared<std::atomic<int64_t>>(0);
 
