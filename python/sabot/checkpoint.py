@@ -36,7 +36,8 @@ OPTIONS: dict[str, tuple[type, ...]] = {
     "state_dir": (str, os.PathLike),
 }
 
-#: What an option is when a job is started without it.
+#: What a checkpoint option is when a job is started without it (job_name,
+#: state_backend and state_dir keep the environment's setting unless given).
 DEFAULTS: dict[str, Any] = {
     "checkpoint_dir": "",
     "checkpoint_interval_ms": 0,
@@ -45,9 +46,6 @@ DEFAULTS: dict[str, Any] = {
     "unaligned_checkpoints": False,
     "restore": "",
     "allow_non_restored_state": False,
-    "job_name": "sabot-job",
-    "state_backend": "memory",
-    "state_dir": "",
 }
 
 #: ``sabot run --restore PATH`` passes PATH to every job the script starts
@@ -97,7 +95,7 @@ def normalize_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def configure(env: Any, options: dict[str, Any]) -> None:
     """Sets the job options of the next job ``env`` (an :class:`~sabot.Environment`)
-    starts: the given ones, the defaults for the others."""
+    starts: the given ones, the defaults for the other checkpoint options."""
     _sabot.configure_checkpoints(env._native, {**DEFAULTS, **normalize_options(options)})
 
 

@@ -1,5 +1,7 @@
 // Deduplication ("deduplicate"): keeps one row per key and emits it as an
-// updating stream (operators/changelog.h).
+// updating stream (operators/changelog.h). The kept rows live in the job's
+// keyed state backend (state/backend.h: memory or RocksDB), so the state is
+// checkpointed, restored at any parallelism and may be larger than memory.
 #pragma once
 
 #include <string>
@@ -16,7 +18,8 @@ namespace sabot {
 /// or the smallest `time_column` value), never retracted when ordered by
 /// arrival. keep_last = true: +I for the first row, then -U/+U whenever a later
 /// row arrives (or, with `time_column`, a row with a greater or equal time).
-/// Rows whose time is null are dropped.
+/// Rows whose time is null are dropped. Column types: those RowCodec encodes
+/// (state/value_codec.h; keep first by arrival keeps no row and takes any).
 struct DeduplicateOptions : NodeOptions {
   std::vector<std::string> keys;
   bool keep_last = false;

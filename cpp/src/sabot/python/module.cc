@@ -21,7 +21,9 @@
 #include "sabot/python/checkpoint_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
+#include "sabot/python/lookup_bindings.h"
 #include "sabot/python/regular_join_bindings.h"
+#include "sabot/python/state_bindings.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -648,4 +650,8 @@ NB_MODULE(_sabot, m) {
   RegisterChangelogBindings(m);    // updating operators (python/changelog_bindings.cc)
   RegisterCheckpointBindings(m);   // checkpoints (python/checkpoint_bindings.cc)
   RegisterRegularJoinBindings(m);  // regular join (python/regular_join_bindings.cc)
+  RegisterStateBindings(m);        // keyed state (python/state_bindings.cc)
+  RegisterLookupBindings(m);       // lookup join, PostgreSQL (python/lookup_bindings.cc)
+  RegisterViewBindings(m);         // materialized views, HTTP (python/views_bindings.cc)
+  RegisterUpsertBindings(m);       // upsert sinks (python/upsert_bindings.cc)
 }
