@@ -10,7 +10,7 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 SOURCES := $(shell find cpp examples/cpp -name '*.cc' -o -name '*.h' 2>/dev/null) CMakeLists.txt pyproject.toml
 
 .PHONY: all deps build demo test test-cpp test-python lint format bench clean kafka-up kafka-down \
-	fuzz-short fuzz postgres-up postgres-down
+	fuzz-short fuzz postgres-up postgres-down chaos chaos-short
 
 all: build
 
@@ -59,7 +59,7 @@ test: build
 	  bash scripts/kafka.sh up >/dev/null || exit 1; status=0; \
 	  bash scripts/postgres.sh up >/dev/null || status=1; \
 	  [ $$status != 0 ] || SABOT_REQUIRE_KAFKA=1 SABOT_REQUIRE_POSTGRES=1 \
-	    $(MAKE) --no-print-directory test-cpp test-python fuzz-short lint || status=$$?; \
+	    $(MAKE) --no-print-directory test-cpp test-python chaos-short fuzz-short lint || status=$$?; \
 	  [ $$pg_was_up = 1 ] || bash scripts/postgres.sh down; \
 	  [ $$was_up = 1 ] || bash scripts/kafka.sh down; exit $$status
 
@@ -69,6 +69,15 @@ fuzz-short: build
 
 fuzz: build
 	bash scripts/fuzz.sh 600
+
+# Exactly-once chaos run (tests/chaos/chaos.py): the worker is killed with SIGKILL and
+# restarted, the broker restarted once; the output must equal the reference exactly.
+# It starts its own broker on 127.0.0.1:29092. Short run in `make test`, long one here.
+chaos-short: build
+	$(PYBIN) tests/chaos/chaos.py --kills 20 --report build/chaos/short.json
+
+chaos: build
+	$(PYBIN) tests/chaos/chaos.py --kills 60 --rate 3000 --report build/chaos/last_run.json
 
 # A single-node Kafka 4.x broker (KRaft) on 127.0.0.1:19092 from Maven Central jars.
 kafka-up: $(VENV)/.sysdeps
