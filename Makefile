@@ -77,7 +77,7 @@ chaos-short: build
 	$(PYBIN) tests/chaos/chaos.py --kills 20 --report build/chaos/short.json
 
 chaos: build
-	$(PYBIN) tests/chaos/chaos.py --kills 60 --rate 3000 --report build/chaos/last_run.json
+	$(PYBIN) tests/chaos/chaos.py --kills 100 --rate 3000 --report build/chaos/last_run.json
 
 # A single-node Kafka 4.x broker (KRaft) on 127.0.0.1:19092 from Maven Central jars.
 kafka-up: $(VENV)/.sysdeps

@@ -92,6 +92,7 @@ class Worker:
         self.restored: int | None = None
         self.completed: list[tuple[float, int]] = []
         self.last_line = ""
+        self.recommitted = self.skipped = 0
         # The kill this worker recovers from: (its record, the time of the kill).
         self.origin: tuple[dict[str, Any], float] | None = None
         threading.Thread(target=self._read, daemon=True).start()
@@ -121,6 +122,8 @@ class Worker:
             self.in_commit = True
         elif word == "committed":
             self.in_commit = False
+        elif word == "recovered":
+            self.recommitted, self.skipped = (int(x) for x in rest.split())
         return at, line
 
     def phase(self) -> str:
@@ -157,6 +160,8 @@ class Worker:
             return
         record, killed_at = self.origin
         record["restored_id"] = self.restored
+        record["epochs_recommitted"] = self.recommitted
+        record["epochs_already_committed"] = self.skipped
         record["recovery_ms"] = (
             round((self.completed[0][0] - killed_at) * 1000) if self.completed else None
         )
@@ -460,6 +465,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "recovery_ms_p50": percentile(recoveries, 0.5) if recoveries else None,
         "recovery_ms_max": max(recoveries) if recoveries else None,
         "recoveries_measured": len(recoveries),
+        "restored_epochs_recommitted": sum(k.get("epochs_recommitted", 0) for k in kills),
+        "restored_epochs_already_committed": sum(
+            k.get("epochs_already_committed", 0) for k in kills
+        ),
         "worker_exits_without_kill": worker_exits,
         "worker_exit_messages": exit_messages[:5],
         "broker_restart": broker_restart,

@@ -15,6 +15,8 @@ kills and to tell afterwards where each kill landed:
     checkpointed <id>     checkpoint <id> completed
     commit <n>            the sink started its n-th transaction
     committed <n>         ... and n transactions are done (committed or aborted)
+    recovered <r> <s>     restored output: r epochs committed on open (the crash
+                          came before their commit), s found already committed
     failed <message>      the job failed (the process then exits with 1)
 """
 
@@ -97,6 +99,7 @@ def main() -> int:
     tick = threading.Event()
     restored_said = False
     in_progress = completed = started = done = -1
+    recovered = (0, 0)
     while not handle.done():
         c = handle.checkpoint_stats()
         s = sink.snapshot()
@@ -112,6 +115,9 @@ def main() -> int:
         if s["transactions_started"] != started:
             started = s["transactions_started"]
             say(f"commit {started}")
+        if (s["recommitted_epochs"], s["skipped_epochs"]) != recovered:
+            recovered = (s["recommitted_epochs"], s["skipped_epochs"])
+            say(f"recovered {recovered[0]} {recovered[1]}")
         finished = s["transactions"] + s["aborted"]
         if finished != done:
             done = finished
