@@ -10,7 +10,7 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 SOURCES := $(shell find cpp examples/cpp -name '*.cc' -o -name '*.h' 2>/dev/null) CMakeLists.txt pyproject.toml
 
 .PHONY: all deps build demo test test-cpp test-python lint format bench clean kafka-up kafka-down \
-	fuzz-short fuzz
+	fuzz-short fuzz postgres-up postgres-down chaos chaos-short
 
 all: build
 
@@ -50,12 +50,17 @@ lint: build
 	$(VENV)/bin/ruff format --check python tests examples bench
 	clang-format --dry-run -Werror $$(find cpp examples/cpp -name '*.cc' -o -name '*.h')
 
-# The Kafka broker runs for the whole test run and is stopped afterwards, also when
-# a step fails (unless it was already up before); the exit status is the tests'.
+# The Kafka broker and the PostgreSQL server run for the whole test run and are
+# stopped afterwards, also when a step fails (unless they were already up before);
+# the exit status is the tests'.
 test: build
 	@was_up=0; bash scripts/kafka.sh status >/dev/null 2>&1 && was_up=1; \
+	  pg_was_up=0; bash scripts/postgres.sh status >/dev/null 2>&1 && pg_was_up=1; \
 	  bash scripts/kafka.sh up >/dev/null || exit 1; status=0; \
-	  SABOT_REQUIRE_KAFKA=1 $(MAKE) --no-print-directory test-cpp test-python fuzz-short lint || status=$$?; \
+	  bash scripts/postgres.sh up >/dev/null || status=1; \
+	  [ $$status != 0 ] || SABOT_REQUIRE_KAFKA=1 SABOT_REQUIRE_POSTGRES=1 \
+	    $(MAKE) --no-print-directory test-cpp test-python chaos-short fuzz-short lint || status=$$?; \
+	  [ $$pg_was_up = 1 ] || bash scripts/postgres.sh down; \
 	  [ $$was_up = 1 ] || bash scripts/kafka.sh down; exit $$status
 
 # libFuzzer over every message decoder: a short run in `make test`, a long one by hand.
@@ -65,12 +70,28 @@ fuzz-short: build
 fuzz: build
 	bash scripts/fuzz.sh 600
 
+# Exactly-once chaos run (tests/chaos/chaos.py): the worker is killed with SIGKILL and
+# restarted, the broker restarted once; the output must equal the reference exactly.
+# It starts its own broker on 127.0.0.1:29092. Short run in `make test`, long one here.
+chaos-short: build
+	$(PYBIN) tests/chaos/chaos.py --kills 20 --report build/chaos/short.json
+
+chaos: build
+	$(PYBIN) tests/chaos/chaos.py --kills 100 --rate 3000 --report build/chaos/last_run.json
+
 # A single-node Kafka 4.x broker (KRaft) on 127.0.0.1:19092 from Maven Central jars.
 kafka-up: $(VENV)/.sysdeps
 	@bash scripts/kafka.sh up
 
 kafka-down:
 	@bash scripts/kafka.sh down
+
+# A PostgreSQL 15 server (Debian package) on 127.0.0.1:15432, data in build/postgres.
+postgres-up: $(VENV)/.sysdeps
+	@bash scripts/postgres.sh up
+
+postgres-down:
+	@bash scripts/postgres.sh down
 
 format: deps
 	$(VENV)/bin/ruff format python tests examples bench

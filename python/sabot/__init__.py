@@ -8,7 +8,7 @@ bids.filter(sb.col("price") > 1_000_000).select("auction", "price").print()
 env.execute()
 """
 
-from sabot import changelog, join, kafka, nexmark, state, window
+from sabot import changelog, join, kafka, lookup, nexmark, state, upsert, views, window
 from sabot.datastream import (
     Collected,
     DataStream,
@@ -21,6 +21,7 @@ from sabot.datastream import (
     col,
     lit,
 )
+from sabot.lookup import postgres_table
 from sabot.window import (
     Aggregate,
     Window,
@@ -88,4 +89,8 @@ __all__ = [
     "kafka",
     "nexmark",
     "state",
+    "lookup",
+    "postgres_table",
+    "upsert",
+    "views",
 ]

@@ -488,6 +488,8 @@ class DataStream:
         *,
         on: Any,
         how: str = "inner",
+        where: pc.Expression | None = None,
+        unique: str | None = None,
         state_ttl: Duration | None = None,
         left_ttl: Duration | None = None,
         right_ttl: Duration | None = None,
@@ -495,7 +497,9 @@ class DataStream:
         """Regular (unbounded) join on equal keys (``on``: a column, a list, or
         ``(left_cols, right_cols)``), over append-only or updating inputs.
         ``how``: inner, left, right, full. Updating output (+I/-D with ``_op``)
-        unless inner over two append-only inputs. ``state_ttl`` drops rows not
+        unless inner over two append-only inputs. ``where``: an extra condition
+        over the output columns. ``unique="right"``/``"left"``: that side has at
+        most one row per key (keeps less state). ``state_ttl`` drops rows not
         written for that long (processing time). See :func:`sabot.join.regular_join`."""
         from sabot import join
 
@@ -504,6 +508,8 @@ class DataStream:
             right,
             on=on,
             how=how,
+            where=where,
+            unique=unique,
             state_ttl=state_ttl,
             left_ttl=left_ttl,
             right_ttl=right_ttl,
@@ -565,6 +571,55 @@ class DataStream:
         return state.process(self, fn, schema=schema, name=name)
 
     # -- end of keyed state ------------------------------------------------------
+
+    # -- lookup join, materialized views, upsert sinks (sabot/lookup.py, ----
+    # -- sabot/views.py, sabot/upsert.py) ------------------------------------
+
+    def lookup_join(self, table: Any, *, on: str | Sequence[str], **options: Any) -> DataStream:
+        """Enriches each row with the rows of an external table whose key equals
+        the row's ``on`` columns: ``orders.lookup_join(sb.postgres_table(dsn,
+        "customers", key="id"), on="customer_id", how="left")``. Lookups run on
+        threads of their own, with an LRU cache; options (how, cache_max_entries,
+        cache_ttl, max_in_flight, ordered, ...) as :func:`sabot.lookup.lookup_join`.
+        The result has a ``lookup_stats`` attribute."""
+        from sabot import lookup
+
+        return lookup.lookup_join(self, table, on=on, **options)
+
+    def lookup_errors(self) -> DataStream:
+        """Rows of a ``lookup_join(..., on_error="dead_letter")`` whose lookup
+        failed, with an ``error`` column."""
+        return self._derive(self._native.side_output("lookup_errors"))
+
+    def materialize(
+        self, name: str, *, key: str | Sequence[str], consistency: str = "latest"
+    ) -> Any:
+        """Maintains the materialized view ``name`` (the latest row per ``key``),
+        readable while the job runs: ``view.get(k)``, ``view.scan()`` and over
+        HTTP (:func:`sabot.views.serve`); ``consistency="checkpoint"`` shows it
+        as of the last completed checkpoint. Returns a :class:`sabot.views.View`."""
+        from sabot import views
+
+        return views.materialize(self, name, key=key, consistency=consistency)
+
+    def write_kafka_upsert(self, topic: str, *, key: str | Sequence[str], **options: Any) -> Any:
+        """Upserts by ``key`` into ``topic`` (deletes as tombstones); options as
+        :func:`sabot.upsert.kafka`. Returns its stats."""
+        from sabot import upsert
+
+        return upsert.kafka(self, topic, key=key, **options)
+
+    def write_upsert_files(
+        self, path: str | os.PathLike[str], *, key: str | Sequence[str], format: str = "parquet"
+    ) -> Any:
+        """The latest row per ``key`` as ``path/part-<i>.<format>`` (parquet or
+        csv), rewritten on every checkpoint and at the end; see
+        :func:`sabot.upsert.files`."""
+        from sabot import upsert
+
+        return upsert.files(self, path, key=key, format=format)
+
+    # -- end of lookup join, materialized views, upsert sinks ------------------
 
     # -- sinks ------------------------------------------------------------
 

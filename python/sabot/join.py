@@ -205,6 +205,8 @@ def regular_join(
     *,
     on: On,
     how: str = "inner",
+    where: Any = None,
+    unique: str | None = None,
     state_ttl: Duration | None = None,
     left_ttl: Duration | None = None,
     right_ttl: Duration | None = None,
@@ -220,9 +222,18 @@ def regular_join(
     partner arrives later, the padded row is retracted (-D) before the joined
     row is inserted (+I).
 
+    ``where``: an extra condition over the output columns (a right column whose
+    name clashes with a left one is ``right_<name>``); rows with equal keys join
+    only where it is true, and for outer joins it decides what "matched" means.
+
+    ``unique="right"`` (or ``"left"``) declares that side never has two rows with
+    one key (a primary key, e.g. auctions by id); rows of the other side whose
+    partner has arrived are then not kept in state. Both inputs must be
+    append-only; a repeated key fails the job.
+
     ``state_ttl`` (or ``left_ttl`` / ``right_ttl`` per side) drops rows not
     written for that long (processing time); expiry emits nothing."""
-    from sabot.datastream import DataStream
+    from sabot.datastream import DataStream, _expr_bytes
 
     if how not in _HOW:
         raise ValueError(f"how={how!r}: use one of {', '.join(_HOW)}")
@@ -232,12 +243,17 @@ def regular_join(
     rt = to_millis(right_ttl) if right_ttl is not None else default
     if lt < 0 or rt < 0:
         raise ValueError("a state TTL must not be negative")
+    if unique not in (None, "left", "right", "both"):
+        raise ValueError(f"unique={unique!r}: use 'left', 'right', 'both' or None")
     options = {
         "left_keys": lk,
         "right_keys": rk,
         "how": how,
         "left_ttl_ms": lt,
         "right_ttl_ms": rt,
+        "condition": _expr_bytes(where) if where is not None else None,
+        "left_unique": unique in ("left", "both"),
+        "right_unique": unique in ("right", "both"),
     }
     native = _sabot.regular_join(left._native, right._native, options)
     return DataStream(left._env, native, None)

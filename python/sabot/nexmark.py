@@ -360,11 +360,17 @@ def _winning_bids(
     s: Sources, auction_columns: list[str], bid_columns: dict[str, pc.Expression]
 ) -> DataStream:
     """Auctions joined with the bids placed within their lifetime
-    (A.dateTime <= B.dateTime <= A.expires): a regular join, then a filter.
-    Only the columns the query needs enter the join state."""
+    (A.dateTime <= B.dateTime <= A.expires, the join condition). Auction ids are
+    unique, so a bid whose auction has arrived is joined at once and not kept;
+    only bids that arrive before their auction wait in state. Only the columns
+    the query needs enter the join."""
     placed = s.bids.select(**bid_columns, bid_time=col("dateTime"))
-    joined = s.auctions.select(*auction_columns).join(placed, on=("id", "auction"))
-    return joined.filter(_between("bid_time", "dateTime", "expires"))
+    return s.auctions.select(*auction_columns).join(
+        placed,
+        on=("id", "auction"),
+        where=_between("bid_time", "dateTime", "expires"),
+        unique="left",
+    )
 
 
 def q4(s: Sources) -> DataStream:
@@ -452,10 +458,14 @@ _TIE_BITS = 1 << 26
 def q9(s: Sources) -> DataStream:
     """Winning bids: per auction, the highest bid within its lifetime (ties: the
     earlier bid), an updating top-1 (+I/-D) -> the 10 auction columns and
-    auction, bidder, price, bid_dateTime, bid_extra."""
+    auction, bidder, price, bid_dateTime, bid_extra.
+
+    The top-1 runs on narrow rows (the auction's id and times, the bid); the
+    winners are then joined back with the full auction rows (a regular join
+    of an append-only and an updating input)."""
     winning = _winning_bids(
         s,
-        AUCTION_COLUMNS,
+        ["id", "dateTime", "expires"],
         {
             "auction": col("auction"),
             "bidder": col("bidder"),
@@ -466,7 +476,7 @@ def q9(s: Sources) -> DataStream:
     since_open = call("subtract", col("bid_time").cast("int64"), col("dateTime").cast("int64"))
     tie = call("min_element_wise", since_open, lit(_TIE_BITS - 1))
     ranked = winning.select(
-        *AUCTION_COLUMNS,
+        "id",
         "auction",
         "bidder",
         "price",
@@ -475,7 +485,8 @@ def q9(s: Sources) -> DataStream:
         rank_key=col("price") * _TIE_BITS + (_TIE_BITS - 1) - tie,
     )
     top = ranked.key_by("id").top_n(1, "rank_key", descending=True)
-    return top.select(
+    full = s.auctions.join(top, on="id")
+    return full.select(
         *AUCTION_COLUMNS, "auction", "bidder", "price", "bid_dateTime", "bid_extra", "_op"
     )
 
@@ -513,9 +524,15 @@ def q20(s: Sources) -> DataStream:
     """Bids on auctions of category 10, with the auction's details (a regular
     join; insert-only) -> the 7 bid columns, then the 9 auction columns but id
     (named as Flink's sink: bid_dateTime, bid_extra, ..., auction_dateTime,
-    auction_extra)."""
-    auctions_10 = s.auctions.filter(col("category") == 10)
-    joined = s.bids.join(auctions_10, on=("auction", "id"))
+    auction_extra).
+
+    The category filter is the join condition rather than a filter before the
+    join: the join then sees every auction id (ids are unique), so a bid whose
+    auction has arrived is final and not kept, instead of keeping every bid on
+    an auction of another category forever."""
+    joined = s.bids.join(
+        s.auctions, on=("auction", "id"), where=col("category") == 10, unique="right"
+    )
     return joined.select(
         *BID_COLUMNS[:5],
         bid_dateTime=col("dateTime"),

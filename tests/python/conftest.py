@@ -27,3 +27,23 @@ def rows(t: pa.Table) -> list[tuple]:
     """The rows of a table as a sorted list (a multiset, order-insensitive)."""
     cols = [t.column(i).to_pylist() for i in range(t.num_columns)]
     return sorted(zip(*cols, strict=True), key=repr)
+
+
+# -- PostgreSQL (lookup joins): the repo's server, scripts/postgres.sh ---------
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The DSN of the repo's PostgreSQL server (``make postgres-up``). Tests that
+    use it skip when it is not reachable, unless SABOT_REQUIRE_POSTGRES=1
+    (``make test`` sets it)."""
+    import os
+
+    import sabot as sb
+
+    dsn = sb.lookup.DEFAULT_POSTGRES_DSN
+    if not sb.lookup.postgres_available(dsn):
+        if os.environ.get("SABOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"no PostgreSQL at {dsn!r}; run make postgres-up")
+        pytest.skip(f"no PostgreSQL at {dsn!r} (make postgres-up)")
+    return dsn

@@ -25,6 +25,8 @@ CASES = [
 def test_doc_example_runs(doc: Path, index: int, code: str, tmp_path: Path) -> None:
     if "sb.kafka." in code:
         _require_kafka()
+    if "postgres" in code:  # lookup joins: sb.postgres_table, sb.lookup.postgres_*
+        _require_postgres()
     script = tmp_path / "example.py"
     script.write_text(code)
     proc = subprocess.run(
@@ -55,3 +57,17 @@ def _require_kafka() -> None:
         if os.environ.get("SABOT_REQUIRE_KAFKA") == "1":
             pytest.fail(f"no Kafka broker at {sb.kafka.DEFAULT_BOOTSTRAP}")
         pytest.skip(f"no Kafka broker at {sb.kafka.DEFAULT_BOOTSTRAP} (make kafka-up)")
+
+
+def _require_postgres() -> None:
+    """Lookup-join examples need the repo's PostgreSQL (``make postgres-up``;
+    ``make test`` starts it)."""
+    import os
+
+    import sabot as sb
+
+    if not sb.lookup.postgres_available():
+        dsn = sb.lookup.DEFAULT_POSTGRES_DSN
+        if os.environ.get("SABOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"no PostgreSQL at {dsn!r}")
+        pytest.skip(f"no PostgreSQL at {dsn!r} (make postgres-up)")

@@ -130,6 +130,83 @@ def test_matches_reference(
     assert replay(out) == want
 
 
+def reference_where(left, right, how, holds) -> Counter:
+    """``reference`` where a pair with equal keys joins only if ``holds``."""
+    out: Counter[tuple] = Counter()
+    right_hit = [False] * len(right)
+    for lrow in left:
+        hit = False
+        for j, rrow in enumerate(right):
+            if lrow[0] is not None and lrow[0] == rrow[0] and holds(lrow, rrow):
+                out[lrow + rrow] += 1
+                hit = right_hit[j] = True
+        if not hit and how in ("left", "full"):
+            out[lrow + (None, None, None)] += 1
+    if how in ("right", "full"):
+        for j, rrow in enumerate(right):
+            if not right_hit[j]:
+                out[(None, None, None) + rrow] += 1
+    return out
+
+
+@pytest.mark.parametrize("how", ["inner", "left", "right", "full"])
+@pytest.mark.parametrize("parallelism", [1, 4])
+@pytest.mark.parametrize("updating", [False, True])
+def test_where_condition(how: str, parallelism: int, updating: bool) -> None:
+    rng = random.Random(zlib.crc32(repr((how, parallelism, updating, "where")).encode()))
+    left = gen_changes(rng, 500, 15, "lv", updating)
+    right = gen_changes(rng, 400, 15, "rv", updating)
+    env = sb.Environment(parallelism=parallelism, num_threads=2)
+    ls = env.from_table(side_table(left, "lv", updating), batch_size=rng.randrange(1, 40))
+    rs = env.from_table(side_table(right, "rv", updating), batch_size=rng.randrange(1, 40))
+    # A pair condition, a left-only and a right-only conjunct.
+    where = (
+        (sb.col("ts") < sb.col("right_ts") + 3_000)
+        & (sb.col("lv") != "lv7")
+        & (sb.call("utf8_length", sb.col("rv")) > 3)
+    )
+    out = ls.join(rs, on="k", how=how, where=where).to_table()
+
+    def holds(lrow: tuple, rrow: tuple) -> bool:
+        return lrow[1] < rrow[1] + 3_000 and lrow[2] != "lv7" and len(rrow[2]) > 3
+
+    want = reference_where(final_rows(left, "lv"), final_rows(right, "rv"), how, holds)
+    assert replay(out) == want
+
+
+@pytest.mark.parametrize("how", ["inner", "left", "right", "full"])
+@pytest.mark.parametrize("parallelism", [1, 4])
+def test_unique_side(how: str, parallelism: int) -> None:
+    """A right side with unique keys (some never arrive); left rows arrive before
+    and after their partner. Same result as without the declaration."""
+    rng = random.Random(zlib.crc32(repr((how, parallelism, "unique")).encode()))
+    keys = [k for k in range(200) if rng.random() < 0.8]
+    rng.shuffle(keys)
+    right = [{"k": k, "ts": rng.randrange(10_000), "rv": f"rv{k}"} for k in keys]
+    left = gen_changes(rng, 1500, 220, "lv", False)
+    env = sb.Environment(parallelism=parallelism, num_threads=2)
+    ls = env.from_table(side_table(left, "lv", False), batch_size=rng.randrange(1, 64))
+    rs = env.from_table(side_table(right, "rv", False), batch_size=rng.randrange(1, 8))
+    where = sb.col("ts") > sb.col("right_ts")
+    out = ls.join(rs, on="k", how=how, where=where, unique="right").to_table()
+    want = reference_where(
+        final_rows(left, "lv"),
+        final_rows(right, "rv"),
+        how,
+        lambda lrow, rrow: lrow[1] > rrow[1],
+    )
+    assert replay(out) == want
+
+
+def test_unique_side_rejects_a_repeated_key() -> None:
+    env = sb.Environment(parallelism=1)
+    a = env.from_iterable([{"k": 1}])
+    b = env.from_iterable([{"k": 1, "v": 1}, {"k": 1, "v": 2}])
+    a.join(b, on="k", unique="right").collect()
+    with pytest.raises(sb.JobError, match="declared unique"):
+        env.execute()
+
+
 def test_keys_named_differently_and_ttl_within_bounds() -> None:
     env = sb.Environment(parallelism=2)
     orders = env.from_iterable([{"cust": i % 5, "order": i} for i in range(20)])
@@ -195,6 +272,8 @@ def test_errors() -> None:
         a.join(b, on="k", how="outer-ish")
     with pytest.raises(ValueError, match="on="):
         a.join(b, on=(["k", "j"], ["k"]))
+    with pytest.raises(ValueError, match="unique="):
+        a.join(b, on="k", unique="yes")
     a.join(b, on="k").collect()
     with pytest.raises(sb.JobError, match="key type mismatch"):
         env.execute()

@@ -5,6 +5,7 @@
 #include "sabot/operators/filter.h"
 #include "sabot/operators/project.h"
 #include "sabot/operators/union.h"
+#include "sabot/views/view_sink.h"
 
 namespace sabot {
 
@@ -226,6 +227,44 @@ DataStream DataStream::Process(KeyedProcessOptions options) const {
 }
 
 // --- end of keyed state --------------------------------------------------------------
+
+// --- lookup join, materialized views, upsert sinks ---------------------------------
+
+DataStream DataStream::LookupJoin(LookupJoinOptions options, bool key_by) const {
+  DataStream input = key_by ? KeyBy(options.keys) : *this;
+  return input.Apply("lookup_join",
+                     std::make_shared<LookupJoinOptions>(std::move(options)));
+}
+
+std::shared_ptr<MaterializedView> DataStream::Materialize(
+    const std::string& name, std::vector<std::string> keys,
+    ViewConsistency consistency) const {
+  auto options = std::make_shared<ViewSinkOptions>();
+  options->view = std::make_shared<MaterializedView>(
+      name, keys, arrow::default_memory_pool(), consistency);
+  ViewRegistry::Global()->Register(options->view);
+  auto view = options->view;
+  KeyBy(std::move(keys)).Sink("materialized_view", std::move(options));
+  return view;
+}
+
+std::shared_ptr<KafkaUpsertSinkStats> DataStream::WriteKafkaUpsert(
+    KafkaUpsertSinkOptions options) const {
+  auto o = std::make_shared<KafkaUpsertSinkOptions>(std::move(options));
+  auto stats = o->stats;
+  KeyBy(o->key_columns).Sink("kafka_upsert_sink", std::move(o));
+  return stats;
+}
+
+std::shared_ptr<std::atomic<int64_t>> DataStream::WriteUpsertFiles(
+    FileUpsertSinkOptions options) const {
+  auto o = std::make_shared<FileUpsertSinkOptions>(std::move(options));
+  auto files = o->files_written;
+  KeyBy(o->key_columns).Sink("file_upsert_sink", std::move(o));
+  return files;
+}
+
+// --- end of lookup join, materialized views, upsert sinks --------------------------
 
 DataStream DataStream::SetParallelism(int parallelism) const {
   env_->plan()->mutable_node(node_id_)->parallelism = parallelism;

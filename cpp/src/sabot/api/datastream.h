@@ -22,17 +22,20 @@
 #include <vector>
 
 #include "sabot/connectors/memory/memory.h"
+#include "sabot/connectors/upsert/upsert_sinks.h"
 #include "sabot/exec/job.h"
 #include "sabot/operators/deduplicate.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/group_aggregate.h"
 #include "sabot/operators/keyed_process.h"
+#include "sabot/operators/lookup_join.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
 #include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/plan.h"
+#include "sabot/views/view.h"
 
 namespace sabot {
 
@@ -134,6 +137,27 @@ class DataStream {
   /// as one instance with one (global) key.
   DataStream Process(KeyedProcessOptions options) const;
   // --- end of keyed state --------------------------------------------------------
+
+  // --- lookup join, materialized views, upsert sinks ---------------------------
+  /// Lookup join with an external table (operators/lookup_join.h), e.g.
+  /// postgres::MakePostgresLookupTable. The input is hash-partitioned by
+  /// options.keys first (each instance caches its share of the keys) unless
+  /// `key_by` is false.
+  DataStream LookupJoin(LookupJoinOptions options, bool key_by = true) const;
+  /// Maintains the view `name`: the latest row per `keys` of this (changelog)
+  /// stream, readable while the job runs (as of the latest processed input or
+  /// of the last completed checkpoint); registered in ViewRegistry::Global().
+  std::shared_ptr<MaterializedView> Materialize(
+      const std::string& name, std::vector<std::string> keys,
+      ViewConsistency consistency = ViewConsistency::kLatest) const;
+  /// Upserts by options.key_columns into a Kafka topic (tombstones for deletes).
+  std::shared_ptr<KafkaUpsertSinkStats> WriteKafkaUpsert(
+      KafkaUpsertSinkOptions options) const;
+  /// The materialized table as files, rewritten on every checkpoint and at the
+  /// end. Returns the counter of files written.
+  std::shared_ptr<std::atomic<int64_t>> WriteUpsertFiles(
+      FileUpsertSinkOptions options) const;
+  // --- end of lookup join, materialized views, upsert sinks --------------------
   /// Sets the parallelism of this stream's operator.
   DataStream SetParallelism(int parallelism) const;
   /// Any registered operator kind.

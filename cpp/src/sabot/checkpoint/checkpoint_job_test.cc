@@ -5,7 +5,9 @@
 // unaligned checkpoints and notifications.
 #include <arrow/array/builder_primitive.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -440,6 +442,42 @@ TEST(CheckpointJobTest, JobKeepsRunningAfterAFailureAndRecovers) {
   // The job's output is complete: nothing was lost to the failed checkpoint.
   ASSERT_OK(job->Wait());
   EXPECT_EQ(Counts(*out), ReferenceCounts(200'000, 1));
+}
+
+// A full disk: files may not grow past 1 KiB (RLIMIT_FSIZE, with SIGXFSZ
+// ignored a write fails with EFBIG as it would with ENOSPC). The checkpoint
+// fails with the I/O error, the job keeps running and completes the next one
+// once there is room again.
+TEST(CheckpointJobTest, FullDiskFailsTheCheckpointNotTheJob) {
+  TempDir tmp;
+  JobOptions o = Options(1, tmp / "ckpt");
+  auto env = StreamEnvironment::Make(o);
+  auto out = BuildCountJob(env.get(), 300'000, 1, 100'000);
+  auto job = Job::Make(*env->plan(), o).ValueOrDie();
+  ASSERT_OK(job->Start());
+  ASSERT_TRUE(WaitUntil([&] { return job->Metrics().operators[1].rows_in > 20'000; }));
+  struct rlimit old_limit;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  ASSERT_OK(job->TriggerCheckpoint().status());
+  const bool failed = WaitUntil([&] { return job->CheckpointStatistics().failed == 1; });
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_TRUE(failed);
+  auto stats = job->CheckpointStatistics();
+  EXPECT_NE(stats.last_failure.find("File too large"), std::string::npos)
+      << stats.last_failure;
+  EXPECT_NE(stats.last_failure.find(tmp / "ckpt/chk-1"), std::string::npos)
+      << stats.last_failure;
+  // The partial checkpoint is removed (by the I/O thread, after the count).
+  EXPECT_TRUE(WaitUntil([&] { return !fs::exists(tmp / "ckpt/chk-1"); }));
+  ASSERT_OK(job->TriggerCheckpoint().status());
+  ASSERT_TRUE(job->AwaitCheckpoints(1, 60000));
+  ASSERT_OK(job->Wait());
+  EXPECT_EQ(Counts(*out), ReferenceCounts(300'000, 1));
 }
 
 TEST(CheckpointJobTest, SavepointsAreSelfContainedAndStopWithSavepointResumesExactly) {

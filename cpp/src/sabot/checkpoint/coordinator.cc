@@ -439,8 +439,9 @@ void CheckpointCoordinator::Persist(const std::shared_ptr<Pending>& p,
       return;
     }
   }
-  auto result =
-      writer->Persist(p->dir, p->savepoint ? nullptr : store_.get(), p->savepoint, pool_);
+  // Savepoints copy shared files into themselves (self-contained); the store
+  // still serves its cache of checksums.
+  auto result = writer->Persist(p->dir, store_.get(), p->savepoint, pool_);
   std::unique_lock<std::mutex> lock(mutex_);
   --p->writes_left;
   if (p->ended) return;

@@ -274,6 +274,11 @@ arrow::Result<CheckpointMetadata> LoadMetadata(const std::string& path) {
     }
   }
   if (!fs::exists(file, ec)) {
+    if (!ListCheckpoints(dir).empty()) {
+      return arrow::Status::IOError(
+          "'", dir, "' is a checkpoint directory, not one checkpoint: restore from ",
+          "'latest' (with it as checkpoint_dir) or name one of its chk-<id> directories");
+    }
     return arrow::Status::IOError("checkpoint '", dir, "' has no ", kMetadataFileName,
                                   " (incomplete, or not a checkpoint)");
   }

@@ -390,6 +390,10 @@ TEST(RestoreTest, CorruptedOrPartialLatestFallsBackToThePreviousOne) {
   auto missing = ResolveRestore(tmp / "ckpt/chk-1", "", &log);
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("is missing"), std::string::npos);
+  // The checkpoint directory itself is not a checkpoint.
+  auto root = ResolveRestore(tmp / "ckpt", "", &log);
+  ASSERT_FALSE(root.ok());
+  EXPECT_NE(root.status().message().find("is a checkpoint directory"), std::string::npos);
   // Nothing usable left: "latest" refuses with every reason.
   auto none = ResolveRestore("latest", tmp / "ckpt", &log);
   ASSERT_FALSE(none.ok());

@@ -46,6 +46,17 @@ class Collector {
   virtual arrow::Status EmitIdle(bool idle) { return arrow::Status::OK(); }
 };
 
+/// Wakes an operator that waits for asynchronous work it runs on threads of its
+/// own (e.g. the lookup join's database queries). Notify() may be called from
+/// any thread; the runtime then calls Operator::OnAsyncReady on the task's
+/// thread (at the latest at the start of its next slice). A no-op once the task
+/// ended.
+class AsyncNotifier {
+ public:
+  virtual ~AsyncNotifier() = default;
+  virtual void Notify() = 0;
+};
+
 /// A state table an operator declares, so the state layer can snapshot it.
 struct StateDescriptor {
   std::string name;
@@ -86,6 +97,9 @@ struct OperatorContext {
   const StateConfig* state = nullptr;
   /// Stable name of the job (sinks derive transactional ids from it).
   std::string job_name;
+  /// Set by the runtime before Open (null where the driver of the operator
+  /// offers no asynchronous wake-ups, e.g. a test harness): see AsyncNotifier.
+  std::shared_ptr<AsyncNotifier> async_notifier;
 };
 
 class Operator {
@@ -139,6 +153,21 @@ class Operator {
   virtual arrow::Status Close(OperatorContext* ctx, Collector* out) {
     return arrow::Status::OK();
   }
+
+  // --- asynchronous operators (see AsyncNotifier) ----------------------------
+  // An operator that hands work to threads of its own never blocks the task:
+  // it returns from ProcessBatch at once and emits the results later, from
+  // OnAsyncReady. The runtime takes no input while CanAcceptInput() is false
+  // and closes the operator (end of input) only once HasPendingWork() is false.
+
+  /// Called on the task's thread after ctx->async_notifier->Notify().
+  virtual arrow::Status OnAsyncReady(OperatorContext* ctx, Collector* out) {
+    return arrow::Status::OK();
+  }
+  /// False while the operator's bound of in-flight work is reached.
+  virtual bool CanAcceptInput() const { return true; }
+  /// True while asynchronous work is outstanding (results not emitted yet).
+  virtual bool HasPendingWork() const { return false; }
 
   /// The state tables this operator keeps (empty for stateless operators).
   virtual std::vector<StateDescriptor> state_tables() const { return {}; }

@@ -181,6 +181,32 @@ arrow::Status OperatorSlot::FireProcessingTimers(int64_t now) {
 }
 
 // ---------------------------------------------------------------------------
+// Asynchronous operators
+
+/// The AsyncNotifier of one operator slot: flags the slot and wakes the task.
+/// Detached when the task is destroyed, so a late Notify from an operator's
+/// thread is a no-op.
+class SlotNotifier : public AsyncNotifier {
+ public:
+  explicit SlotNotifier(Task* task) : task_(task) {}
+  void Notify() override {
+    ready_.store(true, std::memory_order_release);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (task_) task_->Wake();
+  }
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    task_ = nullptr;
+  }
+  bool TakeReady() { return ready_.exchange(false, std::memory_order_acq_rel); }
+
+ private:
+  std::mutex mutex_;
+  Task* task_;
+  std::atomic<bool> ready_{false};
+};
+
+// ---------------------------------------------------------------------------
 // Task
 
 Task::Task(Job* job, Scheduler* scheduler, std::string name)
@@ -188,7 +214,35 @@ Task::Task(Job* job, Scheduler* scheduler, std::string name)
   wait_since_ns_ = NowNanos();
 }
 
-Task::~Task() = default;
+Task::~Task() {
+  for (auto& slot : slots) {
+    if (slot->notifier) slot->notifier->Detach();
+  }
+}
+
+arrow::Status Task::RunAsyncReady() {
+  for (auto& slot : slots) {
+    if (slot->notifier && slot->notifier->TakeReady()) {
+      ARROW_RETURN_NOT_OK(
+          WithOperator(slot->op->OnAsyncReady(&slot->ctx, &slot->out), slot->ctx));
+    }
+  }
+  return arrow::Status::OK();
+}
+
+bool Task::AcceptsInput() const {
+  for (const auto& slot : slots) {
+    if (!slot->op->CanAcceptInput()) return false;
+  }
+  return true;
+}
+
+bool Task::HasPendingWork() const {
+  for (const auto& slot : slots) {
+    if (slot->op->HasPendingWork()) return true;
+  }
+  return false;
+}
 
 void Task::Wake() {
   std::lock_guard<std::mutex> lock(sched_mutex_);
@@ -295,6 +349,7 @@ Task::SliceResult Task::RunSlice() {
   } else {
     if (!opened_) st = Open();
     if (st.ok()) st = DeliverCheckpointComplete();
+    if (st.ok()) st = RunAsyncReady();
     if (st.ok() && has_processing_timers_) {
       int64_t now = WallClockMillis();
       for (auto& slot : slots) {
@@ -318,6 +373,8 @@ arrow::Status Task::Open() {
   opened_ = true;
   for (auto& slot : slots) {
     slot->ctx.timers = &slot->timers;
+    slot->notifier = std::make_shared<SlotNotifier>(this);
+    slot->ctx.async_notifier = slot->notifier;
     slot->timers.set_on_processing_timer([this](int64_t time) {
       has_processing_timers_ = true;
       job_->ScheduleWakeup(this, time);
@@ -483,15 +540,27 @@ arrow::Status Task::RecordChannelState(InputChannelState* input,
       table, batch, std::static_pointer_cast<arrow::Int32Array>(groups));
 }
 
-arrow::Status Task::Finish() {
-  if (current_watermark_ < kMaxWatermark)
-    ARROW_RETURN_NOT_OK(DeliverWatermark(kMaxWatermark));
-  for (auto& slot : slots) {
+arrow::Status Task::Finish(bool* done) {
+  *done = false;
+  finishing_ = true;
+  if (finish_step_ == 0) {
+    finish_step_ = 1;
+    if (current_watermark_ < kMaxWatermark)
+      ARROW_RETURN_NOT_OK(DeliverWatermark(kMaxWatermark));
+  }
+  // An operator is closed only once no operator of the chain has asynchronous
+  // work left: what an earlier operator emits on Close may start new work in a
+  // later one, and results still to come must reach the operators after it.
+  while (finish_step_ <= slots.size()) {
+    if (HasPendingWork()) return arrow::Status::OK();
+    auto& slot = slots[finish_step_++ - 1];
     ARROW_RETURN_NOT_OK(WithOperator(slot->op->Close(&slot->ctx, &slot->out), slot->ctx));
   }
+  if (HasPendingWork()) return arrow::Status::OK();
   if (source) ARROW_RETURN_NOT_OK(WithOperator(source->Close(), source_ctx));
   router.Broadcast(StreamElement::EndOfStream());
   finished_ = true;
+  *done = true;
   return arrow::Status::OK();
 }
 
@@ -503,6 +572,12 @@ arrow::Status Task::DeliverWatermark(int64_t watermark) {
 
 arrow::Status Task::RunSource(SliceResult* result) {
   int64_t start = NowNanos();
+  if (finishing_) {
+    bool done = false;
+    ARROW_RETURN_NOT_OK(Finish(&done));
+    *result = done ? SliceResult::kFinished : SliceResult::kBlockedInput;
+    return arrow::Status::OK();
+  }
   for (int i = 0; i < kSliceMaxElements; ++i) {
     int64_t barrier = injected_barrier_.exchange(-1);
     if (barrier >= 0) {
@@ -520,6 +595,10 @@ arrow::Status Task::RunSource(SliceResult* result) {
       *result = SliceResult::kBlockedOutput;
       return arrow::Status::OK();
     }
+    if (!AcceptsInput()) {  // an asynchronous operator is at its bound
+      *result = SliceResult::kBlockedInput;
+      return arrow::Status::OK();
+    }
     StreamElement element;
     int64_t poll_start = NowNanos();
     ARROW_ASSIGN_OR_RAISE(PollResult poll, source->Poll(&element));
@@ -532,8 +611,9 @@ arrow::Status Task::RunSource(SliceResult* result) {
       return arrow::Status::OK();
     }
     if (poll == PollResult::kEndOfInput) {
-      ARROW_RETURN_NOT_OK(Finish());
-      *result = SliceResult::kFinished;
+      bool done = false;
+      ARROW_RETURN_NOT_OK(Finish(&done));
+      *result = done ? SliceResult::kFinished : SliceResult::kBlockedInput;
       return arrow::Status::OK();
     }
     if (element.kind == ElementKind::kBatch) {
@@ -632,6 +712,10 @@ arrow::Status Task::RunInputs(SliceResult* result) {
       *result = SliceResult::kBlockedOutput;
       return arrow::Status::OK();
     }
+    if (!AcceptsInput()) {  // an asynchronous operator is at its bound
+      *result = SliceResult::kBlockedInput;
+      return arrow::Status::OK();
+    }
     bool got = false;
     bool all_done = true;
     bool any_blocked = false;
@@ -653,8 +737,9 @@ arrow::Status Task::RunInputs(SliceResult* result) {
       }
     }
     if (all_done) {
-      ARROW_RETURN_NOT_OK(Finish());
-      *result = SliceResult::kFinished;
+      bool done = false;
+      ARROW_RETURN_NOT_OK(Finish(&done));
+      *result = done ? SliceResult::kFinished : SliceResult::kBlockedInput;
       return arrow::Status::OK();
     }
     if (!got) {

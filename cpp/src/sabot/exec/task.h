@@ -76,6 +76,8 @@ class SlotOutput : public Collector {
   arrow::Status EmitIdle(bool idle) override;
 };
 
+class SlotNotifier;
+
 /// One operator instance inside a task's chain.
 struct OperatorSlot {
   int node_id = -1;
@@ -85,6 +87,8 @@ struct OperatorSlot {
   OperatorMetrics* metrics = nullptr;
   SlotOutput out;
   TimerService timers;
+  /// The operator's AsyncNotifier (also in ctx.async_notifier).
+  std::shared_ptr<SlotNotifier> notifier;
 
   arrow::Status Process(int input, const std::shared_ptr<arrow::RecordBatch>& batch);
   /// Fires due event-time timers, then the operator's OnWatermark.
@@ -180,7 +184,15 @@ class Task {
   /// SnapshotAndForward, then acknowledges the checkpoint.
   arrow::Status Snapshot(int64_t checkpoint_id);
   arrow::Status DeliverCheckpointComplete();
-  arrow::Status Finish();
+
+  /// End of input: the max watermark, then Close of every operator in chain
+  /// order, then end-of-stream downstream. Sets *done = false (and is called
+  /// again after a wake-up) while an operator still has asynchronous work.
+  arrow::Status Finish(bool* done);
+  /// Asynchronous operators: runs OnAsyncReady of the notified ones.
+  arrow::Status RunAsyncReady();
+  bool AcceptsInput() const;
+  bool HasPendingWork() const;
   Collector* head();
 
   Job* job_;
@@ -188,6 +200,10 @@ class Task {
   std::string name_;
   bool opened_ = false;
   bool finished_ = false;
+  // End of input reached; finish_step_: 0 = max watermark not delivered yet,
+  // 1 + i = operator i is next to close.
+  bool finishing_ = false;
+  size_t finish_step_ = 0;
   int64_t current_watermark_ = kMinWatermark;
   bool inputs_idle_ = false;
   bool has_processing_timers_ = false;

@@ -8,12 +8,14 @@
 #include "sabot/connectors/kafka/kafka_source.h"
 #include "sabot/connectors/memory/memory.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/connectors/upsert/upsert_sinks.h"
 #include "sabot/operators/deduplicate.h"
 #include "sabot/operators/event_time.h"
 #include "sabot/operators/event_time_join.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/group_aggregate.h"
 #include "sabot/operators/keyed_process.h"
+#include "sabot/operators/lookup_join.h"
 #include "sabot/operators/map.h"
 #include "sabot/operators/project.h"
 #include "sabot/operators/regular_join.h"
@@ -21,6 +23,7 @@
 #include "sabot/operators/union.h"
 #include "sabot/operators/window_aggregate.h"
 #include "sabot/plan/registry.h"
+#include "sabot/views/view_sink.h"
 
 namespace sabot {
 
@@ -46,6 +49,9 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   nexmark::RegisterNexmarkSource(registry);
   kafka::RegisterKafkaSource(registry);
   kafka::RegisterKafkaSink(registry);
+  RegisterLookupJoin(registry);   // lookup join (operators/lookup_join.h)
+  RegisterViewSink(registry);     // materialized views (views/view_sink.h)
+  RegisterUpsertSinks(registry);  // Kafka / file upsert sinks (connectors/upsert/)
 }
 
 }  // namespace sabot

@@ -177,9 +177,12 @@ class ColumnarStore : public DedupBase {
     ARROW_ASSIGN_OR_RAISE(auto times, Times(*batch));
     const bool first_by_arrival = arrival_first();
     const int64_t base = first_by_arrival ? 0 : rows_.Add(batch);
-    // The winning row per key after this batch, and its row before the batch.
+    // The winning row per key after this batch, and its row before the batch
+    // (previous_ is kept across batches and reset only where touched, so a
+    // batch costs O(its rows), not O(keys)).
     std::vector<uint32_t> touched;
-    std::vector<int64_t> previous(num_groups, kUntouched);
+    previous_.resize(num_groups, kUntouched);
+    auto& previous = previous_;
     const uint32_t* gid = ids->raw_values();
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t g = gid[i];
@@ -197,6 +200,11 @@ class ColumnarStore : public DedupBase {
       current_[g] = base + i;
       current_time_[g] = t;
     }
+    std::vector<int64_t> before(touched.size());
+    for (size_t j = 0; j < touched.size(); ++j) {
+      before[j] = previous[touched[j]];
+      previous[touched[j]] = kUntouched;
+    }
     if (touched.empty()) return arrow::Status::OK();
     std::vector<ChangeOp> ops;
     std::vector<int64_t> rows;
@@ -210,15 +218,15 @@ class ColumnarStore : public DedupBase {
       ARROW_ASSIGN_OR_RAISE(auto result, MakeChangelogBatch(taken, ops, pool_));
       return out->Emit(std::move(result));
     }
-    for (uint32_t g : touched) {
-      if (previous[g] != kNone) {
-        rows.push_back(previous[g]);
+    for (size_t j = 0; j < touched.size(); ++j) {
+      if (before[j] != kNone) {
+        rows.push_back(before[j]);
         ops.push_back(ChangeOp::kUpdateBefore);
         ops.push_back(ChangeOp::kUpdateAfter);
       } else {
         ops.push_back(ChangeOp::kInsert);
       }
-      rows.push_back(current_[g]);
+      rows.push_back(current_[touched[j]]);
     }
     ARROW_ASSIGN_OR_RAISE(auto taken, rows_.Take(rows, pool_));
     ARROW_ASSIGN_OR_RAISE(auto result,
@@ -354,6 +362,7 @@ class ColumnarStore : public DedupBase {
   std::unique_ptr<KeyTable> key_table_;
   std::vector<int64_t> current_;  // row id of each key's row (kNone: none yet)
   std::vector<int64_t> current_time_;
+  std::vector<int64_t> previous_;  // per key, scratch of Process
   RetainedRows rows_;
   std::unique_ptr<KeyedStateBackend> restored_;  // until the first batch
 };

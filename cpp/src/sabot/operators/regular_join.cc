@@ -23,6 +23,7 @@
 
 #include "sabot/exec/partitioner.h"
 #include "sabot/exec/stream_element.h"
+#include "sabot/operators/bound_expression.h"
 #include "sabot/operators/changelog.h"
 #include "sabot/operators/key_table.h"
 #include "sabot/operators/row_gather.h"
@@ -34,6 +35,9 @@ std::string RegularJoinOptions::ToString() const {
                   JoinKeysToString(left_keys, right_keys);
   if (left_ttl_ms > 0) s += ", left ttl " + std::to_string(left_ttl_ms) + " ms";
   if (right_ttl_ms > 0) s += ", right ttl " + std::to_string(right_ttl_ms) + " ms";
+  if (condition) s += ", where " + condition->ToString();
+  if (left_unique) s += ", left unique";
+  if (right_unique) s += ", right unique";
   return s + ")";
 }
 
@@ -103,9 +107,12 @@ struct Side {
   std::vector<int32_t> matches;
   std::vector<uint8_t> alive;
   std::vector<uint8_t> null_key;
+  std::vector<uint8_t> ok;       // the one-sided condition holds (1 without one)
   std::vector<uint64_t> hash;    // updating inputs only
   std::vector<int64_t> written;  // with a TTL only
   std::vector<uint64_t> head;    // per group: newest row, or kNoRow
+  std::vector<uint8_t> seen;     // unique sides: per group, a row arrived
+  bool unique = false;
   int64_t live = 0;
   size_t merged_batches = 0;  // batches before this index are not "small"
 
@@ -120,9 +127,8 @@ struct Side {
 
 // --- gathering rows from retained batches -------------------------------------
 
-/// Columns of `side` for the rows `ids` (kNoRow: null).
-arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> GatherSide(
-    const Side& side, const uint64_t* ids, int64_t n, arrow::MemoryPool* pool) {
+/// Where the rows `ids` (kNoRow: null) of `side` are.
+RowRefs RefsOf(const Side& side, const uint64_t* ids, int64_t n) {
   thread_local std::vector<int32_t> slot;  // batch -> index in refs.batches
   slot.assign(side.batches.size(), -1);
   RowRefs refs;
@@ -143,7 +149,53 @@ arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> GatherSide(
     refs.source[i] = slot[b];
     refs.row[i] = static_cast<int64_t>(id - side.batch_first[b]);
   }
-  return GatherColumns(refs, *side.data_schema, pool);
+  return refs;
+}
+
+/// Columns of `side` for the rows `ids` (kNoRow: null).
+arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> GatherSide(
+    const Side& side, const uint64_t* ids, int64_t n, arrow::MemoryPool* pool) {
+  return GatherColumns(RefsOf(side, ids, n), *side.data_schema, pool);
+}
+
+// --- the join condition ---------------------------------------------------------
+
+void SplitConjunction(const arrow::compute::Expression& e,
+                      std::vector<arrow::compute::Expression>* out) {
+  const auto* call = e.call();
+  if (call && (call->function_name == "and_kleene" || call->function_name == "and")) {
+    for (const auto& a : call->arguments) SplitConjunction(a, out);
+  } else {
+    out->push_back(e);
+  }
+}
+
+arrow::compute::Expression Conjunction(std::vector<arrow::compute::Expression> parts) {
+  if (parts.size() == 1) return parts[0];
+  return arrow::compute::and_(std::move(parts));
+}
+
+/// True where `result` (a boolean array or scalar of `n` rows) is true.
+arrow::Status TrueRows(const arrow::Datum& result, int64_t n, uint8_t* out) {
+  if (result.is_scalar()) {
+    const auto& sc = *result.scalar();
+    const bool v = sc.is_valid && static_cast<const arrow::BooleanScalar&>(sc).value;
+    std::memset(out, v ? 1 : 0, static_cast<size_t>(n));
+    return arrow::Status::OK();
+  }
+  const auto& a = *result.array();
+  if (a.type->id() != arrow::Type::BOOL) {
+    return arrow::Status::TypeError("the join condition is ", a.type->ToString(),
+                                    ", not boolean");
+  }
+  const uint8_t* values = a.buffers[1]->data();
+  const uint8_t* validity =
+      a.GetNullCount() > 0 && a.buffers[0] ? a.buffers[0]->data() : nullptr;
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = arrow::bit_util::GetBit(values, a.offset + i) &&
+             (!validity || arrow::bit_util::GetBit(validity, a.offset + i));
+  }
+  return arrow::Status::OK();
 }
 
 // --- the operator ---------------------------------------------------------------
@@ -159,6 +211,7 @@ class RegularJoinOperator : public Operator {
 
   arrow::Status Open(OperatorContext* ctx) override {
     pool_ = ctx->pool;
+    exec_ = ctx->exec_context;
     name_ = ctx->operator_name;
     const int64_t ttl = MinTtl();
     if (ttl > 0 && ctx->timers) {
@@ -173,6 +226,7 @@ class RegularJoinOperator : public Operator {
                              OperatorContext* ctx, Collector* out) override {
     if (!pool_) {
       pool_ = ctx->pool;
+      exec_ = ctx->exec_context;
       name_ = ctx->operator_name;
     }
     if (input >= 2 && input - 2 < static_cast<int>(o_.schema_inputs.size())) {
@@ -198,20 +252,81 @@ class RegularJoinOperator : public Operator {
     }
     ARROW_ASSIGN_OR_RAISE(uint64_t base, Append(input, DataColumns(self, *batch)));
     const int64_t now = MinTtl() > 0 ? WallClockMillis() : 0;
+    Side& other = sides_[1 - input];
+    // Phase 1, row by row: the state changes that emit nothing (store an
+    // added row, find and drop the row a retraction retracts) and the other
+    // side's candidate partners of each row's key.
+    targets_.assign(static_cast<size_t>(n), kNoRow);
+    adds_.assign(static_cast<size_t>(n), 0);
+    cand_begin_.assign(static_cast<size_t>(n) + 1, 0);
+    cands_.clear();
+    cand_row_.clear();
     for (int64_t i = 0; i < n; ++i) {
       const uint64_t id = base + static_cast<uint64_t>(i);
       const bool add = ops == nullptr ||
                        ops[i] == static_cast<int8_t>(ChangeOp::kInsert) ||
                        ops[i] == static_cast<int8_t>(ChangeOp::kUpdateAfter);
-      if (add) {
-        Accumulate(input, id, now);
-      } else {
+      adds_[i] = add;
+      cand_begin_[i] = cands_.size();
+      uint64_t target = id;
+      const uint32_t g = self.group[id];
+      if (!add) {
         if (ops[i] < 0 || ops[i] > static_cast<int8_t>(ChangeOp::kDelete)) {
           return arrow::Status::Invalid(name_, ": ", kSideName[input], " row ", i,
                                         " has an unknown '", kChangeOpColumn, "' value ",
                                         static_cast<int>(ops[i]));
         }
-        Retract(input, id, now);
+        target = FindStored(&self, id, now);
+        if (target == kNoRow) {
+          ++ignored_retractions_;
+          continue;
+        }
+        Kill(&self, target);
+      } else if (unique_active_ && self.unique && !self.null_key[id]) {
+        if (self.seen[g]) {
+          return arrow::Status::Invalid(
+              name_, ": the ", kSideName[input],
+              " input was declared unique on its join key, but a key arrived twice (",
+              kSideName[input], " row ", i, " of a batch)");
+        }
+        self.seen[g] = 1;
+      }
+      targets_[i] = target;
+      if (!self.null_key[id] && other.known) {
+        for (uint64_t m = other.head[g]; m != kNoRow; m = other.next[m]) {
+          if (!other.alive[m]) continue;
+          if (other.Expired(m, now)) {
+            Kill(&other, m);
+            continue;
+          }
+          cands_.push_back(m);
+          cand_row_.push_back(id);
+        }
+      }
+      if (add) {
+        bool store = !self.null_key[id] || self.outer;
+        if (unique_active_ && !self.null_key[id]) {
+          // The other side's only row of this key is among the candidates (or
+          // has been and gone): this row's result is final.
+          if (other.unique && other.seen[g]) store = false;
+          // Never matches; its key is remembered in `seen`.
+          if (self.unique && !self.ok[id]) store = false;
+        }
+        if (store) Link(&self, id);
+      }
+    }
+    cand_begin_[n] = cands_.size();
+    // Phase 2: which candidate pairs satisfy the join condition.
+    ARROW_RETURN_NOT_OK(EvaluatePairs(input));
+    // Phase 3, row by row: emit.
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t target = targets_[i];
+      if (target == kNoRow) continue;
+      const size_t c0 = cand_begin_[i], c1 = cand_begin_[i + 1];
+      if (adds_[i]) {
+        EmitAccumulate(input, target, c0, c1, now);
+      } else {
+        EmitRetract(input, target, c0, c1, now);
       }
       if (out_ops_.size() >= static_cast<size_t>(kChunkRows)) {
         ARROW_RETURN_NOT_OK(Flush(out));
@@ -381,6 +496,8 @@ class RegularJoinOperator : public Operator {
       return arrow::Status::Invalid(name_, ": an input has a column named '",
                                     kChangeOpColumn, "' besides its changelog column");
     }
+    ARROW_RETURN_NOT_OK(SetUpCondition());
+    ARROW_RETURN_NOT_OK(SetUpUnique());
     // Rows of the side known first could not be emitted padded while the other
     // side's schema was unknown (it had no rows, so none of them matched).
     const int first = 1 - input;
@@ -390,6 +507,101 @@ class RegularJoinOperator : public Operator {
         if (f.alive[id] && f.matches[id] == 0) EmitPadded(first, id, ChangeOp::kInsert);
       }
       ARROW_RETURN_NOT_OK(Flush(out));
+    }
+    return arrow::Status::OK();
+  }
+
+  // Splits the condition into conjuncts over the left columns only, the right
+  // columns only, and both; binds each (once both schemas are known).
+  arrow::Status SetUpCondition() {
+    if (!o_.condition) return arrow::Status::OK();
+    std::vector<arrow::compute::Expression> parts, per[3];
+    SplitConjunction(*o_.condition, &parts);
+    const int num_left = sides_[0].data_schema->num_fields();
+    std::vector<int> mixed_fields;
+    for (const auto& part : parts) {
+      int mask = 0;
+      std::vector<int> fields;
+      for (const auto& ref : arrow::compute::FieldsInExpression(part)) {
+        const std::string* field_name = ref.name();
+        const int index = field_name ? result_schema_->GetFieldIndex(*field_name) : -1;
+        if (index < 0) {
+          return arrow::Status::KeyError(
+              name_, ": the join condition ", o_.condition->ToString(), " refers to ",
+              ref.ToString(), ", not a column of the join output (",
+              result_schema_->ToString(false), ")");
+        }
+        mask |= index < num_left ? 1 : 2;
+        fields.push_back(index);
+      }
+      const int kind = mask == 2 ? 1 : mask == 3 ? 2 : 0;  // constants: per left row
+      per[kind].push_back(part);
+      if (kind == 2)
+        mixed_fields.insert(mixed_fields.end(), fields.begin(), fields.end());
+    }
+    const auto& all = result_schema_->fields();
+    side_out_schema_[0] = arrow::schema({all.begin(), all.begin() + num_left});
+    side_out_schema_[1] = arrow::schema({all.begin() + num_left, all.end()});
+    for (int side = 0; side < 2; ++side) {
+      if (!per[side].empty()) side_condition_[side].emplace(Conjunction(per[side]));
+    }
+    if (!per[2].empty()) {
+      std::sort(mixed_fields.begin(), mixed_fields.end());
+      mixed_fields.erase(std::unique(mixed_fields.begin(), mixed_fields.end()),
+                         mixed_fields.end());
+      arrow::FieldVector fields;
+      for (int index : mixed_fields) {
+        fields.push_back(all[index]);
+        mixed_columns_.emplace_back(index < num_left ? 0 : 1,
+                                    index < num_left ? index : index - num_left);
+      }
+      mixed_schema_ = arrow::schema(fields);
+      mixed_condition_.emplace(Conjunction(per[2]));
+    }
+    // Rows that arrived before the other side's schema was known.
+    for (int side = 0; side < 2; ++side) {
+      for (size_t b = 0; b < sides_[side].batches.size(); ++b) {
+        ARROW_RETURN_NOT_OK(EvaluateSideCondition(side, *sides_[side].batches[b],
+                                                  sides_[side].batch_first[b]));
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  // ok[] of the rows of `data` (ids from `base`) under the one-sided condition.
+  arrow::Status EvaluateSideCondition(int side, const arrow::RecordBatch& data,
+                                      uint64_t base) {
+    if (!side_condition_[side] || data.num_rows() == 0) return arrow::Status::OK();
+    auto renamed =
+        arrow::RecordBatch::Make(side_out_schema_[side], data.num_rows(), data.columns());
+    ARROW_ASSIGN_OR_RAISE(auto result,
+                          side_condition_[side]->Evaluate(*renamed, name_, exec()));
+    return TrueRows(result, data.num_rows(), sides_[side].ok.data() + base);
+  }
+
+  arrow::Status SetUpUnique() {
+    sides_[0].unique = o_.left_unique;
+    sides_[1].unique = o_.right_unique;
+    if (!o_.left_unique && !o_.right_unique) return arrow::Status::OK();
+    if (sides_[0].updating || sides_[1].updating) {
+      return arrow::Status::Invalid(
+          name_, ": a side declared unique needs append-only inputs (an input has '",
+          kChangeOpColumn, "')");
+    }
+    unique_active_ = true;
+    for (int side = 0; side < 2; ++side) {
+      Side& s = sides_[side];
+      if (!s.unique) continue;
+      s.seen.resize(s.head.size(), 0);
+      for (uint64_t id = 0; id < s.num_rows(); ++id) {
+        if (!s.alive[id] || s.null_key[id]) continue;
+        if (s.seen[s.group[id]]) {
+          return arrow::Status::Invalid(
+              name_, ": the ", kSideName[side],
+              " input was declared unique on its join key, but a key arrived twice");
+        }
+        s.seen[s.group[id]] = 1;
+      }
     }
     return arrow::Status::OK();
   }
@@ -405,6 +617,7 @@ class RegularJoinOperator : public Operator {
     const uint32_t num_groups = key_table_->num_groups();
     for (auto& side : sides_) {
       if (side.head.size() < num_groups) side.head.resize(num_groups, kNoRow);
+      if (side.unique && side.seen.size() < num_groups) side.seen.resize(num_groups, 0);
     }
     const uint64_t base = s.num_rows();
     const auto batch_index = static_cast<uint32_t>(s.batches.size());
@@ -415,6 +628,7 @@ class RegularJoinOperator : public Operator {
     s.matches.resize(end, 0);
     s.alive.resize(end, 0);
     s.null_key.resize(end, 0);
+    s.ok.resize(end, 1);
     for (int k : s.key_indices) {
       const auto& d = *data->column_data(k);
       if (d.GetNullCount() == 0) continue;
@@ -433,6 +647,7 @@ class RegularJoinOperator : public Operator {
       }
       s.hash.insert(s.hash.end(), h.begin(), h.end());
     }
+    if (output_schema_) ARROW_RETURN_NOT_OK(EvaluateSideCondition(input, *data, base));
     s.batch_first.push_back(base);
     s.batches.push_back(std::move(data));
     return base;
@@ -463,75 +678,48 @@ class RegularJoinOperator : public Operator {
   }
   void EmitPadded(int side, uint64_t id, ChangeOp op) { EmitRow(side, id, kNoRow, op); }
 
-  // An inserted row (+I / +U): join it with the other side's rows of its key.
-  void Accumulate(int input, uint64_t id, int64_t now) {
+  // An added row (+I / +U): join it with the candidates that pass.
+  void EmitAccumulate(int input, uint64_t id, size_t c0, size_t c1, int64_t now) {
     Side& self = sides_[input];
     Side& other = sides_[1 - input];
-    const bool null_key = self.null_key[id];
     int32_t matched = 0;
-    if (!null_key && other.known) {
-      const uint32_t g = self.group[id];
-      for (uint64_t m = other.head[g]; m != kNoRow; m = other.next[m]) {
-        if (!other.alive[m]) continue;
-        if (other.Expired(m, now)) {
-          Kill(&other, m);
-          continue;
-        }
-        if (other.outer && other.matches[m] == 0 && output_schema_) {
-          EmitPadded(1 - input, m, ChangeOp::kDelete);
-        }
-        ++other.matches[m];
-        if (other.ttl_ms > 0) other.written[m] = now;
-        EmitRow(input, id, m, ChangeOp::kInsert);
-        ++matched;
+    for (size_t c = c0; c < c1; ++c) {
+      if (!pass_[c]) continue;
+      const uint64_t m = cands_[c];
+      if (other.outer && other.matches[m] == 0 && output_schema_) {
+        EmitPadded(1 - input, m, ChangeOp::kDelete);
       }
+      ++other.matches[m];
+      if (other.ttl_ms > 0) other.written[m] = now;
+      EmitRow(input, id, m, ChangeOp::kInsert);
+      ++matched;
     }
     if (matched == 0 && self.outer && output_schema_) {
       EmitPadded(input, id, ChangeOp::kInsert);
     }
     self.matches[id] = matched;
-    // A null-key row of an inner side can never contribute to the output.
-    if (!null_key || self.outer) Link(&self, id);
+    if (unique_active_ && self.unique) {
+      // The other side's rows waiting for this key have their final result.
+      for (size_t c = c0; c < c1; ++c) {
+        if (other.alive[cands_[c]]) Kill(&other, cands_[c]);
+      }
+    }
   }
 
-  // A retraction (-U / -D): find the equal row in state and retract what it
-  // produced. The retraction row itself (`id`) is never stored.
-  void Retract(int input, uint64_t id, int64_t now) {
+  // A retraction (-U / -D) of the stored row `found`: retract what it produced.
+  void EmitRetract(int input, uint64_t found, size_t c0, size_t c1, int64_t now) {
     Side& self = sides_[input];
     Side& other = sides_[1 - input];
-    const uint32_t g = self.group[id];
-    uint64_t found = kNoRow;
-    for (uint64_t r = self.head[g]; r != kNoRow; r = self.next[r]) {
-      if (!self.alive[r] || self.hash[r] != self.hash[id]) continue;
-      if (self.Expired(r, now)) {
-        Kill(&self, r);
-        continue;
-      }
-      if (RowsEqual(self, r, id)) {
-        found = r;
-        break;
-      }
-    }
-    if (found == kNoRow) {
-      ++ignored_retractions_;
-      return;
-    }
-    Kill(&self, found);
     const int32_t had_partners = self.matches[found];
-    if (!self.null_key[found] && other.known) {
-      for (uint64_t m = other.head[g]; m != kNoRow; m = other.next[m]) {
-        if (!other.alive[m]) continue;
-        if (other.Expired(m, now)) {
-          Kill(&other, m);
-          continue;
-        }
-        EmitRow(input, found, m, ChangeOp::kDelete);
-        --self.matches[found];
-        --other.matches[m];
-        if (other.ttl_ms > 0) other.written[m] = now;
-        if (other.outer && other.matches[m] == 0) {
-          EmitPadded(1 - input, m, ChangeOp::kInsert);
-        }
+    for (size_t c = c0; c < c1; ++c) {
+      if (!pass_[c]) continue;
+      const uint64_t m = cands_[c];
+      EmitRow(input, found, m, ChangeOp::kDelete);
+      --self.matches[found];
+      --other.matches[m];
+      if (other.ttl_ms > 0) other.written[m] = now;
+      if (other.outer && other.matches[m] == 0) {
+        EmitPadded(1 - input, m, ChangeOp::kInsert);
       }
     }
     // The padded row is downstream only if the row never had a partner (or
@@ -539,6 +727,60 @@ class RegularJoinOperator : public Operator {
     if (self.outer && had_partners == 0 && output_schema_) {
       EmitPadded(input, found, ChangeOp::kDelete);
     }
+  }
+
+  // The live stored row equal to the retraction row `id`, or kNoRow.
+  uint64_t FindStored(Side* self, uint64_t id, int64_t now) {
+    for (uint64_t r = self->head[self->group[id]]; r != kNoRow; r = self->next[r]) {
+      if (!self->alive[r] || self->hash[r] != self->hash[id]) continue;
+      if (self->Expired(r, now)) {
+        Kill(self, r);
+        continue;
+      }
+      if (RowsEqual(*self, r, id)) return r;
+    }
+    return kNoRow;
+  }
+
+  // pass_[c]: candidate pair c (row cand_row_[c] of `input`, row cands_[c] of
+  // the other side) satisfies the join condition.
+  arrow::Status EvaluatePairs(int input) {
+    const size_t n = cands_.size();
+    pass_.assign(n, 1);
+    if (n == 0 || !output_schema_) return arrow::Status::OK();
+    const Side& self = sides_[input];
+    const Side& other = sides_[1 - input];
+    for (size_t c = 0; c < n; ++c) {
+      pass_[c] = self.ok[cand_row_[c]] && other.ok[cands_[c]];
+    }
+    if (!mixed_condition_) return arrow::Status::OK();
+    const uint64_t* ids[2];
+    ids[input] = cand_row_.data();
+    ids[1 - input] = cands_.data();
+    RowRefs refs[2];
+    bool have_refs[2] = {false, false};
+    std::vector<std::shared_ptr<arrow::Array>> columns;
+    for (const auto& [side, column] : mixed_columns_) {
+      if (!have_refs[side]) {
+        refs[side] = RefsOf(sides_[side], ids[side], static_cast<int64_t>(n));
+        have_refs[side] = true;
+      }
+      ARROW_ASSIGN_OR_RAISE(
+          auto a, GatherColumn(refs[side], column,
+                               sides_[side].data_schema->field(column)->type(), pool_));
+      columns.push_back(std::move(a));
+    }
+    auto batch = arrow::RecordBatch::Make(mixed_schema_, static_cast<int64_t>(n),
+                                          std::move(columns));
+    ARROW_ASSIGN_OR_RAISE(auto result, mixed_condition_->Evaluate(*batch, name_, exec()));
+    std::vector<uint8_t> holds(n);
+    ARROW_RETURN_NOT_OK(TrueRows(result, static_cast<int64_t>(n), holds.data()));
+    for (size_t c = 0; c < n; ++c) pass_[c] &= holds[c];
+    return arrow::Status::OK();
+  }
+
+  arrow::compute::ExecContext* exec() const {
+    return exec_ ? exec_ : arrow::compute::default_exec_context();
   }
 
   bool RowsEqual(const Side& s, uint64_t a, uint64_t b) const {
@@ -602,7 +844,7 @@ class RegularJoinOperator : public Operator {
     const size_t n = live_ids.size();
     std::vector<uint32_t> row_batch(n), group(n);
     std::vector<int32_t> matches(n);
-    std::vector<uint8_t> null_key(n);
+    std::vector<uint8_t> null_key(n), ok(n);
     std::vector<uint64_t> hash;
     std::vector<int64_t> written;
     for (size_t i = 0; i < n; ++i) {
@@ -611,6 +853,7 @@ class RegularJoinOperator : public Operator {
       group[i] = s->group[id];
       matches[i] = s->matches[id];
       null_key[i] = s->null_key[id];
+      ok[i] = s->ok[id];
       if (s->updating) hash.push_back(s->hash[id]);
       if (s->ttl_ms > 0) written.push_back(s->written[id]);
     }
@@ -620,6 +863,7 @@ class RegularJoinOperator : public Operator {
     s->group = std::move(group);
     s->matches = std::move(matches);
     s->null_key = std::move(null_key);
+    s->ok = std::move(ok);
     s->hash = std::move(hash);
     s->written = std::move(written);
     s->next.assign(n, kNoRow);
@@ -702,6 +946,9 @@ class RegularJoinOperator : public Operator {
           side.matches[id] = m[i];
           if (side.ttl_ms > 0) side.written[id] = w[i];
           Link(&side, id);
+          if (unique_active_ && side.unique && !side.null_key[id]) {
+            side.seen[side.group[id]] = 1;
+          }
         }
       }
     }
@@ -716,6 +963,22 @@ class RegularJoinOperator : public Operator {
   std::shared_ptr<arrow::Schema> result_schema_, output_schema_;
   bool updating_output_ = false;
   int64_t ignored_retractions_ = 0;
+  arrow::compute::ExecContext* exec_ = nullptr;
+  // The join condition, split (set up once both schemas are known).
+  std::optional<BoundExpression> side_condition_[2];
+  std::shared_ptr<arrow::Schema> side_out_schema_[2];
+  std::optional<BoundExpression> mixed_condition_;
+  std::shared_ptr<arrow::Schema> mixed_schema_;
+  std::vector<std::pair<int, int>> mixed_columns_;  // (side, data column)
+  bool unique_active_ = false;
+  // Per input batch: each row's target (its id, the stored row a retraction
+  // retracts, or kNoRow), whether it adds, and its candidate partners
+  // cands_[cand_begin_[i] .. cand_begin_[i + 1]) (cand_row_: the row's id).
+  std::vector<uint64_t> targets_;
+  std::vector<uint8_t> adds_;
+  std::vector<size_t> cand_begin_;
+  std::vector<uint64_t> cands_, cand_row_;
+  std::vector<uint8_t> pass_;
   // Output rows being gathered: left and right row ids (kNoRow: padding), op.
   std::vector<uint64_t> out_left_, out_right_;
   std::vector<ChangeOp> out_ops_;

@@ -15,6 +15,21 @@
 /// semantics), when an input is updating or the join is outer; an inner join of
 /// two append-only inputs emits plain (insert-only) rows without `_op`.
 ///
+/// Condition: an optional predicate over the output columns (names as in the
+/// output); a pair of rows with equal keys joins only where it is true (null
+/// counts as false). As in SQL's ON clause, it decides what "matched" means for
+/// outer joins. Conjuncts that read one side only are evaluated once per row of
+/// that side when it arrives; the others on the candidate pairs, vectorized,
+/// gathering only the columns they read.
+///
+/// Unique sides: `right_unique` declares that the right input never has two rows
+/// with the same key (a primary key: auctions by id). Then a left row whose
+/// key's right row has already arrived is final (it joined or it never will)
+/// and is not kept, and left rows waiting for a key are dropped once its right
+/// row arrived; a right row whose one-sided condition is false is not kept
+/// either (only its key is remembered). Both inputs must be append-only; a
+/// second right row with a seen key fails the job. `left_unique` likewise.
+///
 /// Outer joins: an unmatched row of an outer side is emitted at once, padded
 /// with nulls (+I). When its first partner arrives later, the padded row is
 /// retracted (-D) before the joined row is emitted (+I); when its last partner
@@ -34,7 +49,10 @@
 /// parallelism.
 #pragma once
 
+#include <arrow/compute/expression.h>
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +70,11 @@ struct RegularJoinOptions : NodeOptions {
   /// Processing-time state TTL of each side's rows in ms (0: keep forever).
   int64_t left_ttl_ms = 0;
   int64_t right_ttl_ms = 0;
+  /// Extra join condition over the output columns (see above).
+  std::optional<arrow::compute::Expression> condition;
+  /// The side has at most one row per key, ever (see above).
+  bool left_unique = false;
+  bool right_unique = false;
   /// Sides (0 left, 1 right) whose schema arrives on extra inputs 2, 3, ... in
   /// this order: one row of the side, broadcast to every instance by a
   /// "regular_join_schema" node (DataStream::Join sets this up for outer joins,

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <tuple>
@@ -119,8 +120,10 @@ std::vector<Row> Final(const std::vector<Row>& changes) {
 
 using Result = std::vector<std::pair<int64_t, int64_t>>;  // (left v, right v), -1: null
 
+using Predicate = std::function<bool(const Row&, const Row&)>;
+
 Result NestedLoop(const std::vector<Row>& left, const std::vector<Row>& right,
-                  JoinType type) {
+                  JoinType type, const Predicate& holds = nullptr) {
   Result out;
   std::vector<bool> right_hit(right.size(), false);
   std::multimap<int64_t, size_t> right_by_key;
@@ -131,6 +134,7 @@ Result NestedLoop(const std::vector<Row>& left, const std::vector<Row>& right,
     for (auto it = begin; it != end; ++it) {
       const size_t j = it->second;
       if (l.key < 0) break;
+      if (holds && !holds(l, right[j])) continue;
       out.emplace_back(l.id, right[j].id);
       hit = right_hit[j] = true;
     }
@@ -205,6 +209,116 @@ INSTANTIATE_TEST_SUITE_P(
                                          JoinType::kRight, JoinType::kFull),
                        ::testing::Values(1, 4), ::testing::Bool(), ::testing::Bool()));
 
+namespace cp = arrow::compute;
+
+// (v + right_v) odd, s != "s3" (left only), right_v % 4 != 0 (right only).
+cp::Expression TestCondition() {
+  auto odd = cp::not_equal(
+      cp::call("bit_wise_and",
+               {cp::call("add", {cp::field_ref("v"), cp::field_ref("right_v")}),
+                cp::literal(int64_t{1})}),
+      cp::literal(int64_t{0}));
+  auto not_s3 = cp::not_equal(cp::field_ref("s"), cp::literal("s3"));
+  auto right_only = cp::not_equal(
+      cp::call("bit_wise_and", {cp::field_ref("right_v"), cp::literal(int64_t{3})}),
+      cp::literal(int64_t{0}));
+  return cp::and_({odd, cp::and_(not_s3, right_only)});
+}
+
+bool TestConditionHolds(const Row& l, const Row& r) {
+  return (l.id + r.id) % 2 == 1 && l.id * 7 % 13 != 3 && r.id % 4 != 0;
+}
+
+class RegularJoinConditionTest
+    : public ::testing::TestWithParam<std::tuple<JoinType, int, bool>> {};
+
+TEST_P(RegularJoinConditionTest, ConditionDecidesWhatMatches) {
+  const auto [type, parallelism, updating] = GetParam();
+  std::mt19937_64 rng(static_cast<uint64_t>(type) * 100 + parallelism * 2 + updating);
+  auto left = MakeSide(&rng, 500, 12, updating, 0);
+  auto right = MakeSide(&rng, 400, 12, updating, 100000);
+  JobOptions jo;
+  jo.parallelism = parallelism;
+  auto env = StreamEnvironment::Make(jo);
+  auto l = env->FromBatches(SideSchema(updating), Batches(left, updating, 13));
+  auto r = env->FromBatches(SideSchema(updating), Batches(right, updating, 7));
+  RegularJoinOptions o;
+  o.left_keys = {"k"};
+  o.right_keys = {"k"};
+  o.type = type;
+  o.condition = TestCondition();
+  auto collected = l.Join(r, o).Collect();
+  auto st = env->Execute();
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  const bool updating_output = updating || type != JoinType::kInner;
+  EXPECT_EQ(Materialized(collected->batches(), updating_output),
+            NestedLoop(Final(left), Final(right), type, TestConditionHolds));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, RegularJoinConditionTest,
+    ::testing::Combine(::testing::Values(JoinType::kInner, JoinType::kLeft,
+                                         JoinType::kRight, JoinType::kFull),
+                       ::testing::Values(1, 4), ::testing::Bool()));
+
+// Right rows with unique keys (some keys never arrive, some right rows fail the
+// condition); left rows arrive before and after their right row.
+class RegularJoinUniqueTest : public ::testing::TestWithParam<std::tuple<JoinType, int>> {
+};
+
+TEST_P(RegularJoinUniqueTest, UniqueRightSideGivesTheSameResult) {
+  const auto [type, parallelism] = GetParam();
+  std::mt19937_64 rng(static_cast<uint64_t>(type) * 10 + parallelism);
+  std::vector<Row> right;
+  for (int64_t k = 0; k < 300; ++k) {
+    if (rng() % 5 != 0) right.push_back(Row{k, 100000 + k});
+  }
+  std::shuffle(right.begin(), right.end(), rng);
+  std::vector<Row> left;
+  for (int64_t i = 0; i < 2000; ++i) {
+    left.push_back(Row{rng() % 20 == 0 ? -1 : static_cast<int64_t>(rng() % 320), i});
+  }
+  JobOptions jo;
+  jo.parallelism = parallelism;
+  auto env = StreamEnvironment::Make(jo);
+  auto l = env->FromBatches(SideSchema(false), Batches(left, false, 16));
+  auto r = env->FromBatches(SideSchema(false), Batches(right, false, 3));
+  RegularJoinOptions o;
+  o.left_keys = {"k"};
+  o.right_keys = {"k"};
+  o.type = type;
+  o.condition = TestCondition();
+  o.right_unique = true;
+  auto collected = l.Join(r, o).Collect();
+  auto st = env->Execute();
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(Materialized(collected->batches(), type != JoinType::kInner),
+            NestedLoop(left, right, type, TestConditionHolds));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, RegularJoinUniqueTest,
+    ::testing::Combine(::testing::Values(JoinType::kInner, JoinType::kLeft,
+                                         JoinType::kRight, JoinType::kFull),
+                       ::testing::Values(1, 4)));
+
+TEST(RegularJoinOperatorTest, DuplicateKeyOnAUniqueSideFails) {
+  JobOptions jo;
+  jo.parallelism = 1;
+  auto env = StreamEnvironment::Make(jo);
+  auto l = env->FromBatches(SideSchema(false), {MakeBatch({{1, 1}}, false)});
+  auto r = env->FromBatches(SideSchema(false), {MakeBatch({{1, 101}, {1, 102}}, false)});
+  RegularJoinOptions o;
+  o.left_keys = {"k"};
+  o.right_keys = {"k"};
+  o.right_unique = true;
+  l.Join(r, o).Collect();
+  auto result = env->Execute();
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("declared unique"), std::string::npos)
+      << result.status().ToString();
+}
+
 // Enough retractions and small batches that both sides are compacted and
 // their small batches merged while the job runs.
 TEST(RegularJoinLargeTest, CompactionKeepsResults) {
@@ -245,6 +359,8 @@ struct Instance {
 
 std::vector<Instance> MakeInstances(const PlanNode& node, int parallelism,
                                     MemorySnapshot* restore_from) {
+  // The compute functions conditions use (a job initializes them itself).
+  EXPECT_TRUE(InitializeRuntime().ok());
   std::vector<Instance> out(static_cast<size_t>(parallelism));
   for (int i = 0; i < parallelism; ++i) {
     auto& in = out[i];
@@ -282,42 +398,46 @@ void Feed(std::vector<Instance>* instances, int input,
 TEST(RegularJoinOperatorTest, SnapshotAndRestoreAtAnotherParallelism) {
   for (JoinType type : {JoinType::kInner, JoinType::kLeft, JoinType::kFull}) {
     for (auto [before, after] : {std::pair{2, 3}, std::pair{3, 1}, std::pair{1, 4}}) {
-      std::mt19937_64 rng(static_cast<uint64_t>(before * 10 + after) +
-                          static_cast<uint64_t>(type) * 100);
-      auto left = MakeSide(&rng, 400, 30, true, 0);
-      auto right = MakeSide(&rng, 300, 30, false, 100000);
-      auto lb = Batches(left, true, 9);
-      auto rb = Batches(right, false, 13);
-      auto options = std::make_shared<RegularJoinOptions>();
-      options->left_keys = {"k"};
-      options->right_keys = {"k"};
-      options->type = type;
-      PlanNode node;
-      node.kind = "regular_join";
-      node.name = "regular_join#0";
-      node.options = options;
-      Sink sink;
-      MemorySnapshot snapshot(1);
-      {
-        auto first = MakeInstances(node, before, nullptr);
-        for (size_t b = 0; b < std::max(lb.size(), rb.size()) / 2; ++b) {
-          if (b < lb.size()) Feed(&first, 0, lb[b], &sink);
-          if (b < rb.size()) Feed(&first, 1, rb[b], &sink);
+      for (bool with_condition : {false, true}) {
+        std::mt19937_64 rng(static_cast<uint64_t>(before * 10 + after) +
+                            static_cast<uint64_t>(type) * 100);
+        auto left = MakeSide(&rng, 400, 30, true, 0);
+        auto right = MakeSide(&rng, 300, 30, false, 100000);
+        auto lb = Batches(left, true, 9);
+        auto rb = Batches(right, false, 13);
+        auto options = std::make_shared<RegularJoinOptions>();
+        options->left_keys = {"k"};
+        options->right_keys = {"k"};
+        options->type = type;
+        if (with_condition) options->condition = TestCondition();
+        PlanNode node;
+        node.kind = "regular_join";
+        node.name = "regular_join#0";
+        node.options = options;
+        Sink sink;
+        MemorySnapshot snapshot(1);
+        {
+          auto first = MakeInstances(node, before, nullptr);
+          for (size_t b = 0; b < std::max(lb.size(), rb.size()) / 2; ++b) {
+            if (b < lb.size()) Feed(&first, 0, lb[b], &sink);
+            if (b < rb.size()) Feed(&first, 1, rb[b], &sink);
+          }
+          for (int i = 0; i < before; ++i) {
+            auto writer = snapshot.Writer("join", i, before);
+            ASSERT_TRUE(first[i].op->SnapshotState(writer.get(), &first[i].ctx).ok());
+          }
         }
-        for (int i = 0; i < before; ++i) {
-          auto writer = snapshot.Writer("join", i, before);
-          ASSERT_TRUE(first[i].op->SnapshotState(writer.get(), &first[i].ctx).ok());
+        auto second = MakeInstances(node, after, &snapshot);
+        for (size_t b = std::max(lb.size(), rb.size()) / 2;
+             b < std::max(lb.size(), rb.size()); ++b) {
+          if (b < lb.size()) Feed(&second, 0, lb[b], &sink);
+          if (b < rb.size()) Feed(&second, 1, rb[b], &sink);
         }
+        EXPECT_EQ(Materialized(sink.batches, true),
+                  NestedLoop(Final(left), Final(right), type,
+                             with_condition ? Predicate(TestConditionHolds) : nullptr))
+            << JoinTypeName(type) << " " << before << " -> " << after;
       }
-      auto second = MakeInstances(node, after, &snapshot);
-      for (size_t b = std::max(lb.size(), rb.size()) / 2;
-           b < std::max(lb.size(), rb.size()); ++b) {
-        if (b < lb.size()) Feed(&second, 0, lb[b], &sink);
-        if (b < rb.size()) Feed(&second, 1, rb[b], &sink);
-      }
-      EXPECT_EQ(Materialized(sink.batches, true),
-                NestedLoop(Final(left), Final(right), type))
-          << JoinTypeName(type) << " " << before << " -> " << after;
     }
   }
 }

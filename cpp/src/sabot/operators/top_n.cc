@@ -52,7 +52,9 @@ class TopNOperator : public Operator {
     const int64_t base = rows_.Add(batch);
     std::vector<uint32_t> touched;
     std::vector<std::vector<Entry>> before;  // old set of touched[i]
-    std::vector<int32_t> touched_index(num_groups, -1);
+    // Kept across batches and reset only where touched: O(rows) per batch.
+    touched_index_.resize(num_groups, -1);
+    auto& touched_index = touched_index_;
     const uint32_t* gid = ids->raw_values();
     const auto limit = static_cast<size_t>(o_.n);
     auto ahead = [&](const Entry& a, const Entry& b) {  // a ranks before b
@@ -74,6 +76,7 @@ class TopNOperator : public Operator {
       set.insert(std::upper_bound(set.begin(), set.end(), e, ahead), e);
       if (set.size() > limit) set.pop_back();
     }
+    for (uint32_t g : touched) touched_index[g] = -1;
     // Changes per touched key.
     std::vector<int64_t> rows, ranks;
     std::vector<ChangeOp> ops;
@@ -248,6 +251,7 @@ class TopNOperator : public Operator {
   std::shared_ptr<arrow::Schema> input_schema_;
   std::unique_ptr<KeyTable> key_table_;
   std::vector<std::vector<Entry>> sets_;  // per key, best first
+  std::vector<int32_t> touched_index_;    // per key, scratch of ProcessBatch
   RetainedRows rows_;
 };
 

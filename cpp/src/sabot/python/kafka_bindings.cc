@@ -208,6 +208,7 @@ nb::dict SinkStatsToDict(const kafka::KafkaSinkStats& s) {
   d["delivered"] = s.delivered.load();
   d["failed"] = s.failed.load();
   d["bytes"] = s.bytes.load();
+  d["transactions_started"] = s.transactions_started.load();
   d["transactions"] = s.transactions.load();
   d["aborted"] = s.aborted.load();
   d["committed_messages"] = s.committed_messages.load();
@@ -240,6 +241,11 @@ void RegisterKafkaBindings(nb::module_& m) {
         auto o = SinkOptionsFromDict(options);
         auto stats = o->stats;
         stream.Sink("kafka_sink", o);
+        if (!o->uid.empty()) {
+          // The sink's uid also names its state in checkpoints.
+          auto* plan = stream.env()->plan();
+          plan->mutable_node(static_cast<int>(plan->nodes().size()) - 1)->uid = o->uid;
+        }
         return stats;
       },
       "stream"_a, "options"_a);

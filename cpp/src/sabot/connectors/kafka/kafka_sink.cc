@@ -103,7 +103,10 @@ class BytesColumn {
 
 class KafkaSink : public Operator {
  public:
-  explicit KafkaSink(const KafkaSinkOptions& options) : options_(options) {}
+  /// `default_uid`: the node's state uid, the transactional ids' middle part
+  /// unless options.uid is set.
+  KafkaSink(const KafkaSinkOptions& options, std::string default_uid)
+      : options_(options), default_uid_(std::move(default_uid)) {}
 
   ~KafkaSink() override {
     if (producer_) {
@@ -253,6 +256,7 @@ class KafkaSink : public Operator {
       bytes += it->second.bytes;
     }
     if (rows > 0) {
+      options_.stats->transactions_started.fetch_add(1, std::memory_order_relaxed);
       ARROW_ASSIGN_OR_RAISE(bool committed, txn_->Commit(batches, checkpoint_id));
       if (!committed) {
         // Nothing became visible; the epochs stay pending (and in the next
@@ -260,6 +264,7 @@ class KafkaSink : public Operator {
         options_.stats->aborted.fetch_add(1, std::memory_order_relaxed);
         return arrow::Status::OK();
       }
+      options_.stats->transactions.fetch_add(1, std::memory_order_relaxed);
       CountCommitted(rows, bytes);
     }
     pending_.erase(pending_.begin(), end);
@@ -447,7 +452,9 @@ class KafkaSink : public Operator {
     instance_ = ctx->instance_index;
     parallelism_ = ctx->parallelism;
     job_name_ = ctx->job_name.empty() ? "sabot-job" : ctx->job_name;
-    uid_ = options_.uid.empty() ? UidOf(ctx->operator_name) : options_.uid;
+    uid_ = !options_.uid.empty()   ? options_.uid
+           : !default_uid_.empty() ? UidOf(default_uid_)
+                                   : UidOf(ctx->operator_name);
     config_ = {
         {"linger.ms", "5"},
         {"batch.num.messages", "10000"},
@@ -522,8 +529,12 @@ class KafkaSink : public Operator {
       const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, int64_t marker,
       const std::string& what) {
     for (int attempt = 0; attempt < 3; ++attempt) {
+      options_.stats->transactions_started.fetch_add(1, std::memory_order_relaxed);
       ARROW_ASSIGN_OR_RAISE(bool committed, producer->Commit(batches, marker));
-      if (committed) return arrow::Status::OK();
+      if (committed) {
+        options_.stats->transactions.fetch_add(1, std::memory_order_relaxed);
+        return arrow::Status::OK();
+      }
       options_.stats->aborted.fetch_add(1, std::memory_order_relaxed);
     }
     return arrow::Status::IOError("kafka_sink ", name_, ": could not commit ", what,
@@ -533,7 +544,6 @@ class KafkaSink : public Operator {
   }
 
   void CountCommitted(int64_t rows, int64_t bytes) {
-    options_.stats->transactions.fetch_add(1, std::memory_order_relaxed);
     options_.stats->committed_messages.fetch_add(rows, std::memory_order_relaxed);
     options_.stats->messages.fetch_add(rows, std::memory_order_relaxed);
     options_.stats->delivered.fetch_add(rows, std::memory_order_relaxed);
@@ -734,6 +744,7 @@ class KafkaSink : public Operator {
   }
 
   const KafkaSinkOptions& options_;
+  const std::string default_uid_;
   std::string name_ = "kafka_sink";
   arrow::MemoryPool* pool_ = arrow::default_memory_pool();
   KafkaHandle producer_;
@@ -766,7 +777,8 @@ void RegisterKafkaSink(OperatorRegistry* registry) {
   ARROW_CHECK_OK(registry->AddOperator(
       "kafka_sink",
       [](const PlanNode& node, int, int) -> arrow::Result<std::unique_ptr<Operator>> {
-        return std::make_unique<KafkaSink>(node.options_as<KafkaSinkOptions>());
+        return std::make_unique<KafkaSink>(node.options_as<KafkaSinkOptions>(),
+                                           node.state_uid());
       }));
 }
 

@@ -55,12 +55,13 @@ struct KafkaSinkStats {
   std::atomic<int64_t> failed{0};     ///< delivery reports with an error
   std::atomic<int64_t> bytes{0};
   // exactly-once
-  std::atomic<int64_t> transactions{0};        ///< transactions committed
-  std::atomic<int64_t> aborted{0};             ///< transactions aborted (retried later)
-  std::atomic<int64_t> committed_messages{0};  ///< messages in committed transactions
-  std::atomic<int64_t> recommitted_epochs{0};  ///< restored epochs committed on open
-  std::atomic<int64_t> skipped_epochs{0};      ///< restored epochs already committed
-  std::atomic<int64_t> pending_bytes{0};       ///< buffered, waiting for a checkpoint
+  std::atomic<int64_t> transactions_started{0};  ///< transactions begun
+  std::atomic<int64_t> transactions{0};          ///< transactions committed
+  std::atomic<int64_t> aborted{0};               ///< transactions aborted (retried later)
+  std::atomic<int64_t> committed_messages{0};    ///< messages in committed transactions
+  std::atomic<int64_t> recommitted_epochs{0};    ///< restored epochs committed on open
+  std::atomic<int64_t> skipped_epochs{0};        ///< restored epochs already committed
+  std::atomic<int64_t> pending_bytes{0};         ///< buffered, waiting for a checkpoint
 };
 
 struct KafkaSinkOptions : NodeOptions {
@@ -86,8 +87,9 @@ struct KafkaSinkOptions : NodeOptions {
 
   Delivery delivery = Delivery::kAtLeastOnce;
   /// exactly_once: stable id of this sink within the job; transactional ids are
-  /// `<job_name>-<uid>-<instance>`. Empty: derived from the operator name
-  /// (stable as long as the job builds the same plan).
+  /// `<job_name>-<uid>-<instance>` (the Python binding also makes it the node's
+  /// state uid). Empty: the node's state uid (PlanNode::state_uid(), by default
+  /// its plan name: stable as long as the job builds the same plan).
   std::string uid;
   /// exactly_once: the transaction timeout (transaction.timeout.ms) and the
   /// limit of each transactional call.

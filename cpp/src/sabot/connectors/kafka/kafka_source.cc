@@ -341,6 +341,7 @@ class KafkaSourceReader : public SourceReader {
     if (!consumer_) return arrow::Status::OK();
     ARROW_RETURN_NOT_OK(Commit(/*async=*/false, /*final=*/true));
     closing_ = true;
+    Unassign();
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get());
     rd_kafka_queue_destroy(queue_);
     queue_ = nullptr;
@@ -361,12 +362,31 @@ class KafkaSourceReader : public SourceReader {
     if (consumer_) {
       closing_ = true;
       commit_on_revoke_ = false;
+      Unassign();
       rd_kafka_consumer_close(consumer_.get());
       if (queue_) rd_kafka_queue_destroy(queue_);
       queue_ = nullptr;
       consumer_.reset();
     }
     dead_letter_producer_.reset();
+  }
+
+  /// Before the consumer is closed: resumes paused partitions, frees the pause
+  /// list (librdkafka caches partition references in a list passed to
+  /// pause/resume; a list that outlives the handle makes rd_kafka_destroy wait
+  /// for them forever) and drops a static assignment (group consumers are
+  /// unassigned by the close itself).
+  void Unassign() {
+    if (!consumer_) return;
+    {
+      std::lock_guard<std::mutex> lock(pause_mutex_);
+      if (paused_ && pause_list_) {
+        rd_kafka_resume_partitions(consumer_.get(), pause_list_.get());
+      }
+      paused_ = false;
+      pause_list_.reset();
+    }
+    if (static_) rd_kafka_assign(consumer_.get(), nullptr);
   }
 
   // --- polling -----------------------------------------------------------------
