@@ -347,6 +347,77 @@ TEST_P(KeyedStateOperatorTest, DeduplicateRestoresAtOtherParallelism) {
   }
 }
 
+// A restored deduplicate that takes a checkpoint before its first batch hands
+// on the state it restored (the columnar store loads rows only once it knows
+// the schema).
+TEST_P(KeyedStateOperatorTest, DeduplicateCheckpointBeforeTheFirstBatch) {
+  auto batches = RandomBatches(13, 10, 29);
+  auto options = std::make_shared<DeduplicateOptions>();
+  options->keys = {"k"};
+  options->keep_last = true;
+  options->time_column = "t";
+  MemorySnapshot first(1), second(2);
+  for (int i = 0; i < 2; ++i) {
+    Instance inst("deduplicate", options, GetParam(), i, 2, nullptr);
+    for (size_t b = 0; b < 5; ++b) {
+      std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
+      ASSERT_TRUE(
+          PartitionByKey(batches[b], {0}, 2, 128, arrow::default_memory_pool(), &parts)
+              .ok());
+      if (parts[i])
+        ASSERT_TRUE(inst.op->ProcessBatch(0, parts[i], &inst.ctx, &inst).ok());
+    }
+    auto writer = first.Writer("deduplicate#1", i, 2);
+    ASSERT_TRUE(inst.op->SnapshotState(writer.get(), &inst.ctx).ok());
+  }
+  for (int i = 0; i < 3; ++i) {  // restore and checkpoint again, no batch between
+    auto reader = first.Reader("deduplicate#1", i, 3);
+    Instance inst("deduplicate", options, GetParam(), i, 3, reader.get());
+    auto writer = second.Writer("deduplicate#1", i, 3);
+    ASSERT_TRUE(inst.op->SnapshotState(writer.get(), &inst.ctx).ok());
+  }
+  auto reader = second.Reader("deduplicate#1", 0, 1);
+  Instance inst("deduplicate", options, GetParam(), 0, 1, reader.get());
+  for (size_t b = 5; b < batches.size(); ++b) {
+    ASSERT_TRUE(inst.op->ProcessBatch(0, batches[b], &inst.ctx, &inst).ok());
+  }
+  // Every key of the first half that the second half replaces is retracted
+  // with the row the first half kept: the restored state is complete.
+  std::map<int64_t, std::pair<int64_t, int64_t>> kept;  // k -> (t, v) after half 1
+  for (size_t b = 0; b < 5; ++b) {
+    const auto& k = static_cast<const arrow::Int64Array&>(*batches[b]->column(0));
+    const auto& v = static_cast<const arrow::Int64Array&>(*batches[b]->column(1));
+    const auto& t = static_cast<const arrow::Int64Array&>(*batches[b]->column(2));
+    for (int64_t i = 0; i < batches[b]->num_rows(); ++i) {
+      auto it = kept.find(k.Value(i));
+      if (it == kept.end() || t.Value(i) >= it->second.first) {
+        kept[k.Value(i)] = {t.Value(i), v.Value(i)};
+      }
+    }
+  }
+  int64_t retractions = 0;
+  std::set<int64_t> checked;  // later retractions of a key are of second-half rows
+  for (const auto& out : inst.out) {
+    const auto& k = static_cast<const arrow::Int64Array&>(*out->column(0));
+    const auto& v = static_cast<const arrow::Int64Array&>(*out->column(1));
+    const auto& op = static_cast<const arrow::Int8Array&>(*out->GetColumnByName("_op"));
+    for (int64_t i = 0; i < out->num_rows(); ++i) {
+      const int64_t key = k.Value(i);
+      auto it = kept.find(key);
+      if (op.Value(i) == static_cast<int8_t>(ChangeOp::kInsert)) {
+        EXPECT_EQ(it, kept.end()) << "key " << key << " was restored";
+      }
+      if (op.Value(i) == static_cast<int8_t>(ChangeOp::kUpdateBefore) &&
+          checked.insert(key).second) {
+        ASSERT_NE(it, kept.end());
+        EXPECT_EQ(v.Value(i), it->second.second) << "key " << key;
+        ++retractions;
+      }
+    }
+  }
+  EXPECT_GT(retractions, 0);
+}
+
 TEST_P(KeyedStateOperatorTest, ProcessErrorsNameTheFunction) {
   class Failing : public KeyedProcessFunction {
     arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ProcessBatch(

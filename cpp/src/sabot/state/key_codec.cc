@@ -1,5 +1,6 @@
 #include "sabot/state/key_codec.h"
 
+#include <arrow/buffer.h>
 #include <arrow/util/bit_util.h>
 
 #include <cstring>
@@ -241,6 +242,116 @@ arrow::Result<KeyBatch> EncodeKeyColumns(
   }
   auto batch = arrow::RecordBatch::Make(arrow::schema(fields), length, columns);
   return EncodeKeys(*batch, indices, max_parallelism);
+}
+
+arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> DecodeKeyColumns(
+    const std::vector<std::string_view>& storage_keys,
+    const std::vector<std::shared_ptr<arrow::DataType>>& types, arrow::MemoryPool* pool) {
+  const int64_t n = static_cast<int64_t>(storage_keys.size());
+  std::vector<size_t> pos(storage_keys.size(), kKeyGroupPrefixBytes);
+  for (const auto& key : storage_keys) {
+    if (key.size() < kKeyGroupPrefixBytes) {
+      return arrow::Status::Invalid("corrupt state key (", key.size(), " bytes)");
+    }
+  }
+  auto need = [&](int64_t i, size_t bytes) -> arrow::Status {
+    if (pos[i] + bytes > storage_keys[i].size()) {
+      return arrow::Status::Invalid("corrupt state key: truncated");
+    }
+    return arrow::Status::OK();
+  };
+  std::vector<std::shared_ptr<arrow::Array>> out;
+  for (const auto& type : types) {
+    const auto id = type->id();
+    ARROW_ASSIGN_OR_RAISE(auto validity, arrow::AllocateEmptyBitmap(n, pool));
+    int64_t nulls = 0;
+    auto read_flag = [&](int64_t i, bool* valid) -> arrow::Status {
+      ARROW_RETURN_NOT_OK(need(i, 1));
+      *valid = storage_keys[i][pos[i]++] != 0;
+      if (*valid) {
+        arrow::bit_util::SetBit(validity->mutable_data(), i);
+      } else {
+        ++nulls;
+      }
+      return arrow::Status::OK();
+    };
+    std::vector<std::shared_ptr<arrow::Buffer>> buffers;
+    if (int width = FixedKeyWidth(id)) {
+      ARROW_ASSIGN_OR_RAISE(auto values, arrow::AllocateBuffer(n * width, pool));
+      std::memset(values->mutable_data(), 0, static_cast<size_t>(n * width));
+      for (int64_t i = 0; i < n; ++i) {
+        bool valid;
+        ARROW_RETURN_NOT_OK(read_flag(i, &valid));
+        if (!valid) continue;
+        ARROW_RETURN_NOT_OK(need(i, static_cast<size_t>(width)));
+        std::memcpy(values->mutable_data() + i * width, storage_keys[i].data() + pos[i],
+                    static_cast<size_t>(width));
+        pos[i] += static_cast<size_t>(width);
+      }
+      buffers = {nullptr, std::move(values)};
+    } else if (id == arrow::Type::BOOL) {
+      ARROW_ASSIGN_OR_RAISE(auto bits, arrow::AllocateEmptyBitmap(n, pool));
+      for (int64_t i = 0; i < n; ++i) {
+        bool valid;
+        ARROW_RETURN_NOT_OK(read_flag(i, &valid));
+        if (!valid) continue;
+        ARROW_RETURN_NOT_OK(need(i, 1));
+        if (storage_keys[i][pos[i]++]) arrow::bit_util::SetBit(bits->mutable_data(), i);
+      }
+      buffers = {nullptr, std::move(bits)};
+    } else if (id == arrow::Type::STRING || id == arrow::Type::BINARY ||
+               id == arrow::Type::LARGE_STRING || id == arrow::Type::LARGE_BINARY) {
+      const bool large =
+          id == arrow::Type::LARGE_STRING || id == arrow::Type::LARGE_BINARY;
+      const int64_t offset_width = large ? 8 : 4;
+      ARROW_ASSIGN_OR_RAISE(auto offsets,
+                            arrow::AllocateBuffer((n + 1) * offset_width, pool));
+      std::string data;
+      auto set_offset = [&](int64_t i) {
+        if (large) {
+          reinterpret_cast<int64_t*>(offsets->mutable_data())[i] =
+              static_cast<int64_t>(data.size());
+        } else {
+          reinterpret_cast<int32_t*>(offsets->mutable_data())[i] =
+              static_cast<int32_t>(data.size());
+        }
+      };
+      set_offset(0);
+      for (int64_t i = 0; i < n; ++i) {
+        bool valid;
+        ARROW_RETURN_NOT_OK(read_flag(i, &valid));
+        if (valid) {
+          ARROW_RETURN_NOT_OK(need(i, 4));
+          uint32_t len;
+          std::memcpy(&len, storage_keys[i].data() + pos[i], 4);
+          pos[i] += 4;
+          ARROW_RETURN_NOT_OK(need(i, len));
+          data.append(storage_keys[i].data() + pos[i], len);
+          pos[i] += len;
+        }
+        set_offset(i + 1);
+      }
+      if (!large && data.size() > INT32_MAX) {
+        return arrow::Status::CapacityError("decoded state keys exceed 2 GiB");
+      }
+      ARROW_ASSIGN_OR_RAISE(
+          auto values, arrow::AllocateBuffer(static_cast<int64_t>(data.size()), pool));
+      if (!data.empty()) std::memcpy(values->mutable_data(), data.data(), data.size());
+      buffers = {nullptr, std::move(offsets), std::move(values)};
+    } else {
+      return arrow::Status::TypeError("cannot decode state keys of type ",
+                                      type->ToString());
+    }
+    if (nulls > 0) buffers[0] = validity;
+    out.push_back(arrow::MakeArray(arrow::ArrayData::Make(type, n, buffers, nulls)));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (pos[i] != storage_keys[i].size()) {
+      return arrow::Status::Invalid(
+          "corrupt state key: ", storage_keys[i].size() - pos[i], " trailing bytes");
+    }
+  }
+  return out;
 }
 
 std::string MapEntryPrefix(std::string_view storage_key) {

@@ -95,6 +95,12 @@ arrow::Result<KeyBatch> EncodeKeys(const arrow::RecordBatch& batch,
 arrow::Result<KeyBatch> EncodeKeyColumns(
     const std::vector<std::shared_ptr<arrow::Array>>& columns, int max_parallelism);
 
+/// The key columns of storage keys written by EncodeKeys from key columns of
+/// `types` (the inverse of the encoding; errors on malformed keys).
+arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> DecodeKeyColumns(
+    const std::vector<std::string_view>& storage_keys,
+    const std::vector<std::shared_ptr<arrow::DataType>>& types, arrow::MemoryPool* pool);
+
 /// Map state entries are stored under
 ///   [key group][4-byte big-endian length of the key bytes][key bytes][user key]
 /// so the entries of one key are contiguous (one prefix) and an entry key splits

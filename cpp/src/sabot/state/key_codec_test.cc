@@ -44,6 +44,30 @@ TEST(KeyCodecTest, DistinctKeysAndKeyGroupsMatchKeyBy) {
   EXPECT_EQ(distinct.size(), 5u);
 }
 
+TEST(KeyCodecTest, KeysDecodeBackToTheirColumns) {
+  std::vector<std::shared_ptr<arrow::Array>> columns = {
+      Json(arrow::int64(), "[1, null, -7]"),
+      Json(arrow::utf8(), R"(["a", "", null])"),
+      Json(arrow::boolean(), "[true, null, false]"),
+      Json(arrow::timestamp(arrow::TimeUnit::MILLI), "[5, 6, null]"),
+      Json(arrow::large_binary(), R"(["YQ==", null, ""])"),
+      Json(arrow::float64(), "[1.5, null, 2]")};
+  auto keys = EncodeKeyColumns(columns, 128).ValueOrDie();
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  for (const auto& c : columns) types.push_back(c->type());
+  auto decoded =
+      DecodeKeyColumns(keys.storage_keys(), types, arrow::default_memory_pool())
+          .ValueOrDie();
+  ASSERT_EQ(decoded.size(), columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) {
+    ASSERT_TRUE(decoded[i]->ValidateFull().ok());
+    EXPECT_TRUE(decoded[i]->Equals(*columns[i])) << decoded[i]->ToString();
+  }
+  EXPECT_FALSE(DecodeKeyColumns(keys.storage_keys(), {arrow::int64()},
+                                arrow::default_memory_pool())
+                   .ok());
+}
+
 TEST(KeyCodecTest, NegativeZeroIsZeroAndBatchesAgree) {
   auto a = Json(arrow::float64(), "[0.0, -0.0, 1.5]");
   auto b = Json(arrow::float64(), "[1.5, -0.0]");
