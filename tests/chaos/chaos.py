@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -490,6 +491,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["extra_sample"] = [list(r) for r in list(extra)[:5]]
     else:
         admin.delete_topics([topic_in, topic_out])
+        shutil.rmtree(workdir, ignore_errors=True)  # kept (with the log) on failure
+        report["worker_log"] = None
     if not broker.was_up and not args.keep_broker:
         broker.down()
     return report
