@@ -16,6 +16,7 @@
 #include "sabot/api/datastream.h"
 #include "sabot/connectors/postgres/postgres_client.h"
 #include "sabot/connectors/postgres/postgres_table.h"
+#include "sabot/python/binding_util.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -23,17 +24,9 @@ using namespace nb::literals;
 namespace sabot {
 namespace {
 
-void Check(const arrow::Status& st) {
-  if (st.ok()) return;
-  if (st.IsInvalid() || st.IsTypeError()) throw nb::value_error(st.ToString().c_str());
-  throw std::runtime_error(st.ToString());
-}
-
-template <typename T>
-T Unwrap(arrow::Result<T> r) {
-  Check(r.status());
-  return r.MoveValueUnsafe();
-}
+using py::Check;
+using py::TableFromStreamCapsule;
+using py::Unwrap;
 
 template <typename T>
 T Get(const nb::dict& d, const char* key, T fallback) {
@@ -54,17 +47,6 @@ nb::dict StatsToDict(const LookupJoinStats& s) {
   d["cache_entries"] = s.cache_entries.load();
   d["cache_evictions"] = s.cache_evictions.load();
   return d;
-}
-
-std::shared_ptr<arrow::Table> TableFromStreamCapsule(nb::handle capsule) {
-  auto* c_stream = static_cast<ArrowArrayStream*>(
-      PyCapsule_GetPointer(capsule.ptr(), "arrow_array_stream"));
-  if (!c_stream) {
-    PyErr_Clear();
-    throw nb::type_error("expected an arrow_array_stream capsule");
-  }
-  auto reader = Unwrap(arrow::ImportRecordBatchReader(c_stream));
-  return Unwrap(reader->ToTable());
 }
 
 }  // namespace

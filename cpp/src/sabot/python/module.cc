@@ -17,6 +17,7 @@
 #include "sabot/connectors/file/file_sink.h"
 #include "sabot/connectors/file/file_source.h"
 #include "sabot/connectors/nexmark/nexmark_source.h"
+#include "sabot/python/binding_util.h"
 #include "sabot/python/changelog_bindings.h"
 #include "sabot/python/checkpoint_bindings.h"
 #include "sabot/python/join_bindings.h"
@@ -55,24 +56,9 @@ arrow::Status StatusFromPython(const nb::python_error& e, const std::string& wha
 
 // --- C Data Interface capsules -----------------------------------------------
 
-void ReleaseSchemaCapsule(PyObject* capsule) {
-  auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule, "arrow_schema"));
-  if (schema && schema->release) schema->release(schema);
-  delete schema;
-}
-
-void ReleaseArrayCapsule(PyObject* capsule) {
-  auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(capsule, "arrow_array"));
-  if (array && array->release) array->release(array);
-  delete array;
-}
-
-void ReleaseStreamCapsule(PyObject* capsule) {
-  auto* stream =
-      static_cast<ArrowArrayStream*>(PyCapsule_GetPointer(capsule, "arrow_array_stream"));
-  if (stream && stream->release) stream->release(stream);
-  delete stream;
-}
+using py::ReleaseArrayCapsule;
+using py::ReleaseSchemaCapsule;
+using py::ReleaseStreamCapsule;
 
 // Wraps what `export_fn(array, schema)` exports in a (schema capsule, array
 // capsule) pair, the __arrow_c_array__ protocol. GIL held.

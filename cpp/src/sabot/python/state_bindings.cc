@@ -19,6 +19,7 @@
 
 #include "sabot/api/datastream.h"
 #include "sabot/operators/keyed_process.h"
+#include "sabot/python/binding_util.h"
 #include "sabot/state/keyed_state.h"
 
 namespace nb = nanobind;
@@ -47,17 +48,8 @@ T Value(arrow::Result<T> r) {
   return r.MoveValueUnsafe();
 }
 
-void ReleaseSchemaCapsule(PyObject* capsule) {
-  auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule, "arrow_schema"));
-  if (schema && schema->release) schema->release(schema);
-  delete schema;
-}
-
-void ReleaseArrayCapsule(PyObject* capsule) {
-  auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(capsule, "arrow_array"));
-  if (array && array->release) array->release(array);
-  delete array;
-}
+using py::ReleaseArrayCapsule;
+using py::ReleaseSchemaCapsule;
 
 template <typename ExportFn>
 nb::tuple ToCapsules(ExportFn&& export_fn) {

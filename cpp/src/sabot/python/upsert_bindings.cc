@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sabot/api/datastream.h"
+#include "sabot/python/binding_util.h"
 #include "sabot/python/lookup_bindings.h"
 
 namespace nb = nanobind;
@@ -17,11 +18,7 @@ using namespace nb::literals;
 namespace sabot {
 namespace {
 
-void Check(const arrow::Status& st) {
-  if (st.ok()) return;
-  if (st.IsInvalid() || st.IsTypeError()) throw nb::value_error(st.ToString().c_str());
-  throw std::runtime_error(st.ToString());
-}
+using py::Check;
 
 template <typename T>
 T Get(const nb::dict& d, const char* key, T fallback) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sabot/api/datastream.h"
+#include "sabot/python/binding_util.h"
 #include "sabot/python/lookup_bindings.h"
 #include "sabot/views/http_server.h"
 #include "sabot/views/view.h"
@@ -22,36 +23,11 @@ using namespace nb::literals;
 namespace sabot {
 namespace {
 
-void Check(const arrow::Status& st) {
-  if (st.ok()) return;
-  if (st.IsInvalid() || st.IsTypeError()) throw nb::value_error(st.ToString().c_str());
-  throw std::runtime_error(st.ToString());
-}
-
-template <typename T>
-T Unwrap(arrow::Result<T> r) {
-  Check(r.status());
-  return r.MoveValueUnsafe();
-}
-
-void ReleaseSchemaCapsule(PyObject* capsule) {
-  auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule, "arrow_schema"));
-  if (schema && schema->release) schema->release(schema);
-  delete schema;
-}
-
-void ReleaseArrayCapsule(PyObject* capsule) {
-  auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(capsule, "arrow_array"));
-  if (array && array->release) array->release(array);
-  delete array;
-}
-
-void ReleaseStreamCapsule(PyObject* capsule) {
-  auto* stream =
-      static_cast<ArrowArrayStream*>(PyCapsule_GetPointer(capsule, "arrow_array_stream"));
-  if (stream && stream->release) stream->release(stream);
-  delete stream;
-}
+using py::BatchToCapsules;
+using py::Check;
+using py::SchemaToCapsule;
+using py::TableToStreamCapsule;
+using py::Unwrap;
 
 // A (schema capsule, array capsule) pair from __arrow_c_array__ -> Array.
 std::shared_ptr<arrow::Array> ArrayFromCapsules(nb::handle pair) {
@@ -67,45 +43,6 @@ std::shared_ptr<arrow::Array> ArrayFromCapsules(nb::handle pair) {
     throw nb::type_error("expected Arrow C Data Interface capsules");
   }
   return Unwrap(arrow::ImportArray(c_array, c_schema));
-}
-
-nb::object BatchToCapsules(const std::shared_ptr<arrow::RecordBatch>& batch) {
-  auto* c_schema = new ArrowSchema;
-  auto* c_array = new ArrowArray;
-  c_schema->release = nullptr;
-  c_array->release = nullptr;
-  auto st = arrow::ExportRecordBatch(*batch, c_array, c_schema);
-  if (!st.ok()) {
-    delete c_schema;
-    delete c_array;
-    Check(st);
-  }
-  nb::object s = nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
-  nb::object a = nb::steal(PyCapsule_New(c_array, "arrow_array", ReleaseArrayCapsule));
-  return nb::make_tuple(s, a);
-}
-
-nb::object TableToStreamCapsule(const std::shared_ptr<arrow::Table>& table) {
-  auto reader = std::make_shared<arrow::TableBatchReader>(table);
-  auto* c_stream = new ArrowArrayStream;
-  c_stream->release = nullptr;
-  auto st = arrow::ExportRecordBatchReader(reader, c_stream);
-  if (!st.ok()) {
-    delete c_stream;
-    Check(st);
-  }
-  return nb::steal(PyCapsule_New(c_stream, "arrow_array_stream", ReleaseStreamCapsule));
-}
-
-nb::object SchemaToCapsule(const std::shared_ptr<arrow::Schema>& schema) {
-  auto* c_schema = new ArrowSchema;
-  c_schema->release = nullptr;
-  auto st = arrow::ExportSchema(*schema, c_schema);
-  if (!st.ok()) {
-    delete c_schema;
-    Check(st);
-  }
-  return nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
 }
 
 }  // namespace

@@ -13,12 +13,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "sabot/state/key_codec.h"
 #include "sabot/state/ttl.h"
@@ -210,6 +212,13 @@ class RocksDbBackend : public KeyedStateBackend {
   }
 
   arrow::Status Init() {
+    if (options_.rocksdb_compaction != "universal" &&
+        options_.rocksdb_compaction != "level") {
+      return arrow::Status::Invalid(
+          options_.operator_name,
+          ": rocksdb_compaction must be 'universal' or 'level', not '",
+          options_.rocksdb_compaction, "'");
+    }
     ARROW_ASSIGN_OR_RAISE(session_, RandomHex());
     std::error_code ec;
     fs::path parent = options_.local_dir.empty() ? fs::temp_directory_path(ec)
@@ -432,6 +441,23 @@ class RocksDbBackend : public KeyedStateBackend {
     return static_cast<int64_t>(total);
   }
 
+  arrow::Status WaitForBackgroundWork() override {
+    if (!db_) return arrow::Status::OK();
+    ARROW_RETURN_NOT_OK(FromRocks(db_->Flush(rocksdb::FlushOptions(), handles_),
+                                  options_.operator_name + ": flush"));
+    // Done once nothing ran for a second ("compaction-pending" can stay set
+    // when universal compaction finds nothing worth picking).
+    int idle_polls = 0;
+    while (idle_polls < 50) {
+      uint64_t compactions = 0, flushes = 0;
+      db_->GetIntProperty("rocksdb.num-running-compactions", &compactions);
+      db_->GetIntProperty("rocksdb.num-running-flushes", &flushes);
+      idle_polls = compactions + flushes == 0 ? idle_polls + 1 : 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return arrow::Status::OK();
+  }
+
   int64_t MemoryUsageBytes() override {
     int64_t usage = cache_ ? static_cast<int64_t>(cache_->GetUsage()) : 0;
     return usage;
@@ -520,6 +546,9 @@ class RocksDbBackend : public KeyedStateBackend {
     // of new keys) skip the skiplist search.
     cf.memtable_prefix_bloom_size_ratio = 0.05;
     cf.memtable_whole_key_filtering = true;
+    if (options_.rocksdb_compaction == "universal") {
+      cf.compaction_style = rocksdb::kCompactionStyleUniversal;
+    }
     if (spec.type == StateType::kList) {
       cf.merge_operator = std::make_shared<ListMergeOperator>(spec.ttl.ttl_ms);
     }

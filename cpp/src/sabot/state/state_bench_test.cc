@@ -153,6 +153,8 @@ TEST(StateBench, RocksDbCheckpointsFullAndIncremental) {
   o.backend = "rocksdb";
   o.local_dir = (root / "work").string();
   o.rocksdb_memory_bytes = memory;
+  if (const char* c = std::getenv("SABOT_STATE_BENCH_COMPACTION"))
+    o.rocksdb_compaction = c;
   o.operator_name = "bench";
   o.key_groups = {0, 127};
   auto backend = KeyedStateBackend::Make(o).ValueOrDie();
@@ -181,9 +183,9 @@ TEST(StateBench, RocksDbCheckpointsFullAndIncremental) {
   Report("load",
          "\"keys\": " + std::to_string(num_keys) +
              ", \"logical_bytes\": " + std::to_string(num_keys * (value_bytes + 11)) +
-             ", \"seconds\": " + std::to_string(load_seconds) +
-             ", \"memory_budget\": " + std::to_string(memory) +
-             ", \"memory_usage\": " + std::to_string(backend->MemoryUsageBytes()));
+             ", \"seconds\": " + std::to_string(load_seconds) + ", \"memory_budget\": " +
+             std::to_string(memory) + ", \"compaction\": \"" + o.rocksdb_compaction +
+             "\"" + ", \"memory_usage\": " + std::to_string(backend->MemoryUsageBytes()));
 
   auto checkpoint = [&](int64_t id) {
     auto store = std::make_unique<DirectoryStore>(root / "checkpoints", id);
@@ -203,31 +205,38 @@ TEST(StateBench, RocksDbCheckpointsFullAndIncremental) {
                std::to_string(store->new_bytes + store->private_bytes));
     return store;
   };
+  ASSERT_TRUE(backend->WaitForBackgroundWork().ok());  // the load's compactions
   auto full = checkpoint(1);
 
-  // Update a random few percent of the keys.
+  // Rounds of updates of a random few percent of the keys, each followed by a
+  // checkpoint (compactions run meanwhile, as in a job).
   const int64_t updates =
       static_cast<int64_t>(static_cast<double>(num_keys) * update_fraction);
+  const int64_t rounds = EnvInt("SABOT_STATE_BENCH_ROUNDS", 5);
   std::vector<int64_t> picks;
-  std::set<int64_t> picked;
-  while (static_cast<int64_t>(picks.size()) < updates) {
-    int64_t k = static_cast<int64_t>(rng() % static_cast<uint64_t>(num_keys));
-    if (picked.insert(k).second) picks.push_back(k);
+  std::unique_ptr<DirectoryStore> incremental;
+  for (int64_t round = 1; round <= rounds; ++round) {
+    picks.clear();
+    std::set<int64_t> picked;
+    while (static_cast<int64_t>(picks.size()) < updates) {
+      int64_t k = static_cast<int64_t>(rng() % static_cast<uint64_t>(num_keys));
+      if (picked.insert(k).second) picks.push_back(k);
+    }
+    start = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < picks.size(); i += kBatch) {
+      std::vector<int64_t> part(
+          picks.begin() + static_cast<int64_t>(i),
+          picks.begin() + static_cast<int64_t>(std::min(picks.size(), i + kBatch)));
+      auto keys = KeysOf(0, 0, &part);
+      std::vector<std::optional<std::string>> values;
+      for (int64_t j = 0; j < keys.num_keys(); ++j) values.push_back(random_value());
+      ASSERT_TRUE(state.Put(keys, values).ok());
+    }
+    Report("update", "\"keys\": " + std::to_string(updates) +
+                         ", \"seconds\": " + std::to_string(Seconds(start)));
+    incremental = checkpoint(1 + round);
+    EXPECT_LT(incremental->new_files, incremental->files);  // some SSTs shared
   }
-  start = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < picks.size(); i += kBatch) {
-    std::vector<int64_t> part(
-        picks.begin() + static_cast<int64_t>(i),
-        picks.begin() + static_cast<int64_t>(std::min(picks.size(), i + kBatch)));
-    auto keys = KeysOf(0, 0, &part);
-    std::vector<std::optional<std::string>> values;
-    for (int64_t j = 0; j < keys.num_keys(); ++j) values.push_back(random_value());
-    ASSERT_TRUE(state.Put(keys, values).ok());
-  }
-  Report("update", "\"keys\": " + std::to_string(updates) +
-                       ", \"seconds\": " + std::to_string(Seconds(start)));
-  auto incremental = checkpoint(2);
-  EXPECT_LT(incremental->new_files, incremental->files);  // some SSTs shared
 
   // Restore the incremental checkpoint (same key groups: opened from its files).
   KeyedStateBackendOptions r = o;
