@@ -72,7 +72,7 @@ fuzz: build
 
 # Exactly-once chaos run (tests/chaos/chaos.py): the worker is killed with SIGKILL and
 # restarted, the broker restarted once; the output must equal the reference exactly.
-# It starts its own broker on 127.0.0.1:29092. Short run in `make test`, long one here.
+# It starts its own broker (first free port from 29092). Short run in `make test`, long one here.
 chaos-short: build
 	$(PYBIN) tests/chaos/chaos.py --kills 20 --report build/chaos/short.json
 

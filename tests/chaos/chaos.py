@@ -12,9 +12,11 @@ flushed (a record far in the future per partition) and the output, read with
 ``isolation.level=read_committed``, must equal exactly the windows computed in
 plain Python from the input topic as it is stored: no loss, no duplicate.
 
-The run uses its own broker (default 127.0.0.1:29092, started with
-scripts/kafka.sh) because it restarts it. Prints a summary and writes a JSON
-report (kills with their phase and recovery time, p50/max recovery, records).
+The run uses its own broker (started with scripts/kafka.sh on the first free
+port pair from 29092, so concurrent runs do not share one) because it restarts
+it; it is stopped at the end unless it was running before. Prints a summary
+and writes a JSON report (kills with their phase and recovery time, p50/max
+recovery, records).
 
     .venv/bin/python tests/chaos/chaos.py --kills 20 --report build/chaos/short.json
 """
@@ -26,6 +28,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -299,6 +302,23 @@ def output_rows(rows: list[dict]) -> Counter:
     return Counter((r["key"], ms(r["window_start"]), r["n"], r["total"]) for r in rows)
 
 
+def free_port_pair(first: int = 29092) -> int:
+    """The first port p >= `first` (stepping by 2) where p and p + 1 (the
+    controller) are free: runs on one machine (several worktrees' make test)
+    each get their own broker, since a run restarts its broker."""
+    import socket
+
+    for port in range(first, first + 200, 2):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no free port pair from {first}")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -482,6 +502,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.monotonic() - started, 1),
         "checkpoint_interval_ms": args.interval_ms,
         "parallelism": args.parallelism,
+        "broker": broker.bootstrap,
         "kill_log": kills,
         "worker_log": str(log),
     }
@@ -490,6 +511,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["extra_sample"] = [list(r) for r in list(extra)[:5]]
     else:
         admin.delete_topics([topic_in, topic_out])
+        shutil.rmtree(workdir, ignore_errors=True)  # kept (with the log) on failure
+        report["worker_log"] = None
     if not broker.was_up and not args.keep_broker:
         broker.down()
     return report
@@ -505,7 +528,13 @@ def main() -> int:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share of re-sent records")
     parser.add_argument("--interval-ms", type=int, default=300, help="checkpoint interval")
     parser.add_argument("--parallelism", type=int, default=2)
-    parser.add_argument("--port", type=int, default=29092, help="the run's own broker")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the run's own broker (default: the first free pair from 29092; "
+        "a broker already running there is used, and restarted)",
+    )
     parser.add_argument("--no-broker-restart", dest="broker_restart", action="store_false")
     parser.add_argument("--keep-broker", action="store_true", help="leave the broker running")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
@@ -519,6 +548,8 @@ def main() -> int:
     parser.add_argument("--report", default=str(ROOT / "build" / "chaos" / "last_run.json"))
     args = parser.parse_args()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    if args.port is None:
+        args.port = free_port_pair()
     report = run(args)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2) + "\n")

@@ -347,6 +347,36 @@ TEST(KafkaSourceCheckpoint, PartitionWithoutStoredOffsetUsesStartPosition) {
   EXPECT_EQ(Union(before, after), Union(Range(0, 40), Range(6000, 10)));
 }
 
+TEST(KafkaSourceCheckpoint, GroupAssignmentAlsoResumesFromTheCheckpoint) {
+  REQUIRE_BROKER();
+  Topic topic(2);
+  for (int32_t p = 0; p < 2; ++p) ProduceIds(topic.name, p, p * 1000, 60);
+  auto options = StaticSource({topic.name}, Unique("group"));
+  options->assignment = Assignment::kGroup;
+  PlanNode node = SourceNode(options);
+  MemorySnapshot snapshot(2);
+  std::multiset<int64_t> before;
+  {
+    auto reader = OperatorRegistry::Global()->MakeSource(node, 0, 1);
+    OperatorContext ctx = Context(node.name, 0, 1);
+    ASSERT_TRUE((*reader)->Open(&ctx).ok());
+    ASSERT_TRUE(PollRows(reader->get(), 40, &before).ok());
+    auto writer = snapshot.Writer(node.name, 0, 1);
+    ASSERT_TRUE((*reader)->SnapshotState(writer.get()).ok());
+  }  // dropped without a commit (offsets were committed periodically before)
+  options->end_offsets[{topic.name, 0}] = 60;
+  options->end_offsets[{topic.name, 1}] = 60;
+  options->start = StartPosition::kLatest;  // must not matter: the checkpoint wins
+  auto reader = OperatorRegistry::Global()->MakeSource(node, 0, 1);
+  auto restore = snapshot.Reader(node.name, 0, 1);
+  OperatorContext ctx = Context(node.name, 0, 1, restore.get());
+  ASSERT_TRUE((*reader)->Open(&ctx).ok());
+  std::multiset<int64_t> after;
+  auto done = PollRows(reader->get(), 1000, &after);
+  ASSERT_TRUE(done.ok() && *done) << done.status();
+  EXPECT_EQ(Union(before, after), Union(Range(0, 60), Range(1000, 60)));
+}
+
 TEST(KafkaSourceCheckpoint, DroppingAPausedStaticReaderDoesNotHang) {
   REQUIRE_BROKER();
   Topic topic(2);

@@ -8,6 +8,7 @@
 #include <arrow/util/logging.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
@@ -452,6 +453,13 @@ class KafkaSink : public Operator {
     instance_ = ctx->instance_index;
     parallelism_ = ctx->parallelism;
     job_name_ = ctx->job_name.empty() ? "sabot-job" : ctx->job_name;
+    if (job_name_ == "sabot-job" && ctx->instance_index == 0) {
+      std::fprintf(stderr,
+                   "sabot kafka_sink %s: exactly_once under the default job name "
+                   "'sabot-job': set job_name so that no other job uses the same "
+                   "transactional ids (they would fence each other)\n",
+                   name_.c_str());
+    }
     uid_ = !options_.uid.empty()   ? options_.uid
            : !default_uid_.empty() ? UidOf(default_uid_)
                                    : UidOf(ctx->operator_name);

@@ -77,11 +77,12 @@ bool KafkaSourceShared::MarkStarted(const std::string& topic, int32_t partition)
 }
 
 void KafkaSourceShared::SetRestored(
-    std::map<std::pair<std::string, int32_t>, int64_t> offsets) {
+    int64_t checkpoint_id, std::map<std::pair<std::string, int32_t>, int64_t> offsets) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (restored_set_) return;  // every instance restores the same union
-  restored_set_ = true;
+  if (restored_id_ == checkpoint_id) return;  // every instance restores the same union
+  restored_id_ = checkpoint_id;
   unclaimed_ = std::move(offsets);
+  started_.clear();  // a run restored with the same plan starts over
 }
 
 void KafkaSourceShared::Claim(const std::string& topic, int32_t partition) {
@@ -970,68 +971,50 @@ class KafkaSourceReader : public SourceReader {
   }
 
   /// Sets each newly assigned partition's start offset and (bounded) end offset.
+  /// Sets each newly assigned partition's start offset (concrete, so that a
+  /// checkpoint can record it even before the partition delivered anything)
+  /// and (bounded) end offset: the restored offset for the first owner in this
+  /// process after a restore, the start position for the first owner otherwise,
+  /// the committed offset (else `reset`) for a partition that moved between
+  /// instances of this job.
   arrow::Status PrepareAssignment(rd_kafka_topic_partition_list_t* partitions) {
-    std::vector<int> by_time;
+    std::vector<TopicPartition> first, moved, added;
     for (int i = 0; i < partitions->cnt; ++i) {
-      rd_kafka_topic_partition_t& tp = partitions->elems[i];
+      const rd_kafka_topic_partition_t& tp = partitions->elems[i];
+      TopicPartition key{tp.topic, tp.partition};
       PartitionState state;
       state.topic = tp.topic;
       state.partition = tp.partition;
-      tp.offset = RD_KAFKA_OFFSET_INVALID;  // the committed offset
-      auto restored = restored_.find({state.topic, state.partition});
-      if (restored != restored_.end() && restored->second.offset >= 0) {
-        options_.shared->Claim(state.topic, state.partition);
-        if (options_.shared->MarkStarted(tp.topic, tp.partition)) {
-          // First owner in this process after a restore: the checkpointed offset.
-          tp.offset = restored->second.offset;
-          state.start_offset = restored->second.offset;
-          options_.stats->restored_partitions.fetch_add(1, std::memory_order_relaxed);
-        }
-      } else if (options_.shared->MarkStarted(tp.topic, tp.partition)) {
-        switch (options_.start) {
-          case StartPosition::kCommitted:
-            break;
-          case StartPosition::kEarliest:
-            tp.offset = RD_KAFKA_OFFSET_BEGINNING;
-            break;
-          case StartPosition::kLatest:
-            tp.offset = RD_KAFKA_OFFSET_END;
-            break;
-          case StartPosition::kTimestamp:
-            by_time.push_back(i);
-            break;
-        }
+      auto restored = restored_.find(key);
+      const bool restorable = restored != restored_.end() && restored->second.offset >= 0;
+      if (restorable) options_.shared->Claim(state.topic, state.partition);
+      if (!options_.shared->MarkStarted(tp.topic, tp.partition)) {
+        moved.push_back(key);
+      } else if (restorable) {
+        state.start_offset = restored->second.offset;
+        options_.stats->restored_partitions.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        first.push_back(key);
       }
-      ARROW_RETURN_NOT_OK(SetBoundedEnd(&state));
-      if (assignment_
-              .emplace(std::make_pair(state.topic, state.partition), std::move(state))
-              .second) {
+      if (assignment_.emplace(key, std::move(state)).second) {
         options_.stats->assigned.fetch_add(1, std::memory_order_relaxed);
+        added.push_back(key);
       }
     }
-    if (!by_time.empty()) {
-      PartitionList query(
-          rd_kafka_topic_partition_list_new(static_cast<int>(by_time.size())));
-      for (int i : by_time) {
-        rd_kafka_topic_partition_list_add(query.get(), partitions->elems[i].topic,
-                                          partitions->elems[i].partition)
-            ->offset = options_.start_timestamp_ms;
-      }
-      ARROW_RETURN_NOT_OK(
-          KafkaStatus(rd_kafka_offsets_for_times(consumer_.get(), query.get(), 10000),
-                      name_ + ": offsets for timestamp " +
-                          std::to_string(options_.start_timestamp_ms)));
-      for (size_t k = 0; k < by_time.size(); ++k) {
-        const auto& r = query->elems[k];
-        ARROW_RETURN_NOT_OK(KafkaStatus(r.err, name_ + ": offset for timestamp"));
-        // -1: no message at or after the timestamp: start at the end.
-        partitions->elems[by_time[k]].offset =
-            r.offset < 0 ? RD_KAFKA_OFFSET_END : r.offset;
-      }
+    arrow::Status st = ResolveStartOffsets(first, options_.start);
+    if (st.ok()) st = ResolveStartOffsets(moved, StartPosition::kCommitted);
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const PartitionState& state =
+          assignment_.at({partitions->elems[i].topic, partitions->elems[i].partition});
+      partitions->elems[i].offset =
+          state.start_offset >= 0 ? state.start_offset : RD_KAFKA_OFFSET_INVALID;
+    }
+    for (const auto& key : added) {
+      if (st.ok()) st = SetBoundedEnd(&assignment_.at(key));
     }
     std::lock_guard<std::mutex> lock(pause_mutex_);
     RebuildPauseList();
-    return arrow::Status::OK();
+    return st;
   }
 
   /// Bounded mode: the offset to stop before (explicit, restored, or the end
@@ -1092,7 +1075,7 @@ class KafkaSourceReader : public SourceReader {
       assignment_.emplace(tp, std::move(state));
       options_.stats->assigned.fetch_add(1, std::memory_order_relaxed);
     }
-    ARROW_RETURN_NOT_OK(ResolveStartOffsets(fresh));
+    ARROW_RETURN_NOT_OK(ResolveStartOffsets(fresh, options_.start));
     PartitionList list(
         rd_kafka_topic_partition_list_new(static_cast<int>(assignment_.size())));
     for (auto& [tp, state] : assignment_) {
@@ -1108,10 +1091,11 @@ class KafkaSourceReader : public SourceReader {
     return arrow::Status::OK();
   }
 
-  /// Sets the start offset of each partition in `fresh` from the start position
-  /// (committed offset, else `reset`; earliest; latest; timestamp), so that even
-  /// a partition that delivered nothing yet has a position to checkpoint.
-  arrow::Status ResolveStartOffsets(const std::vector<TopicPartition>& fresh) {
+  /// Sets the start offset of each partition in `fresh` from `start` (committed
+  /// offset, else `reset`; earliest; latest; timestamp), so that even a
+  /// partition that delivered nothing yet has a position to checkpoint.
+  arrow::Status ResolveStartOffsets(const std::vector<TopicPartition>& fresh,
+                                    StartPosition start) {
     if (fresh.empty()) return arrow::Status::OK();
     auto where = [&](const TopicPartition& tp) {
       return tp.first + "[" + std::to_string(tp.second) + "]";
@@ -1128,14 +1112,13 @@ class KafkaSourceReader : public SourceReader {
         rd_kafka_topic_partition_list_new(static_cast<int>(fresh.size())));
     for (const auto& tp : fresh) {
       rd_kafka_topic_partition_list_add(query.get(), tp.first.c_str(), tp.second)
-          ->offset =
-          options_.start == StartPosition::kTimestamp ? options_.start_timestamp_ms : 0;
+          ->offset = start == StartPosition::kTimestamp ? options_.start_timestamp_ms : 0;
     }
-    if (options_.start == StartPosition::kCommitted) {
+    if (start == StartPosition::kCommitted) {
       ARROW_RETURN_NOT_OK(
           KafkaStatus(rd_kafka_committed(consumer_.get(), query.get(), 10000),
                       name_ + ": committed offsets"));
-    } else if (options_.start == StartPosition::kTimestamp) {
+    } else if (start == StartPosition::kTimestamp) {
       ARROW_RETURN_NOT_OK(
           KafkaStatus(rd_kafka_offsets_for_times(consumer_.get(), query.get(), 10000),
                       name_ + ": offsets for timestamp " +
@@ -1150,7 +1133,7 @@ class KafkaSourceReader : public SourceReader {
       // timestamp: the end).
       int64_t offset = -1;
       bool from_end = false;
-      switch (options_.start) {
+      switch (start) {
         case StartPosition::kCommitted:
           offset = r.offset;
           from_end = options_.reset == "latest";
@@ -1206,7 +1189,8 @@ class KafkaSourceReader : public SourceReader {
         offsets[tp] = it->second.offset;
       }
     }
-    if (!static_) options_.shared->SetRestored(std::move(offsets));
+    if (!static_)
+      options_.shared->SetRestored(restore->checkpoint_id(), std::move(offsets));
     return arrow::Status::OK();
   }
 

@@ -108,12 +108,13 @@ class KafkaSourceShared {
   /// Group assignment with a restore: the restored offsets of partitions that no
   /// instance of this process was assigned yet stay in the snapshot (instance 0
   /// writes them) until an instance claims the partition.
-  void SetRestored(std::map<std::pair<std::string, int32_t>, int64_t> offsets);
+  void SetRestored(int64_t checkpoint_id,
+                   std::map<std::pair<std::string, int32_t>, int64_t> offsets);
   void Claim(const std::string& topic, int32_t partition);
   std::map<std::pair<std::string, int32_t>, int64_t> Unclaimed();
 
  private:
-  bool restored_set_ = false;
+  int64_t restored_id_ = -1;
   std::map<std::pair<std::string, int32_t>, int64_t> unclaimed_;
   std::mutex mutex_;
   std::set<std::pair<std::string, int32_t>> started_;
