@@ -343,6 +343,9 @@ class Source:
         pending = {tp: o for tp, o in self.committable.items() if self.committed.get(tp) != o}
         if not pending or self.consumer is None:
             return
+        # What the processed records produced (sinks, sends, changelogs) must be
+        # durable before their input offsets are committed.
+        await self.app.transport.flush()
         await self.consumer.commit(pending)
         self.committed.update(pending)
         self.app.monitor.commits += 1

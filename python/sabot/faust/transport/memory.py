@@ -256,10 +256,14 @@ class MemoryTransport(Transport):
         partition: int | None = None,
         headers: Any = None,
         timestamp_ms: int | None = None,
-    ) -> RecordMetadata:
-        return self.broker.append(
-            topic, key, value, partition, normalize_headers(headers), timestamp_ms
+    ) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(
+            self.broker.append(
+                topic, key, value, partition, normalize_headers(headers), timestamp_ms
+            )
         )
+        return fut
 
     async def read_to_end(self, topic: str) -> AsyncIterator[Message]:
         t = self.broker.topic(topic)
