@@ -394,8 +394,12 @@ class Source:
         pending = {tp: o for tp, o in self.committable.items() if self.committed.get(tp) != o}
         if not pending or self.consumer is None:
             return
-        # What the processed records produced (sinks, sends, changelogs) must be
-        # durable before their input offsets are committed.
+        # What the processed records produced (sinks, sends, table changelogs)
+        # must be durable before their input offsets are committed.
+        for table in list(self.app.tables.values()):
+            flush = getattr(table, "flush", None)
+            if flush is not None:
+                await flush()
         await self.app.transport.flush()
         await self.consumer.commit(pending)
         self.committed.update(pending)
