@@ -156,7 +156,7 @@ class Chunk:
     """A range [start, end) of a batch handed to one actor; ``pos`` is the record
     the actor is at."""
 
-    __slots__ = ("bs", "start", "end", "pos", "acked_to", "acked")
+    __slots__ = ("bs", "start", "end", "pos", "acked_to", "acked", "owner")
 
     def __init__(self, bs: BatchState, start: int, end: int) -> None:
         self.bs = bs
@@ -165,6 +165,7 @@ class Chunk:
         self.pos = start
         self.acked_to = start  # auto-ack: records [start, acked_to) acknowledged
         self.acked: bytearray | None = None  # noack mode: per-record flags
+        self.owner: Any = None  # the stream iterating it
 
     def values(self) -> list[Any]:
         return self.bs.values()
@@ -240,6 +241,12 @@ class ActorInbox:
 
     def chunk_done(self, chunk: Chunk) -> None:
         pass
+
+    def requeue(self, chunk: Chunk) -> None:
+        if self.resume is None:
+            self.resume = chunk
+        else:
+            self.source.requeue(chunk)
 
 
 class Source:
@@ -363,7 +370,7 @@ class Source:
             q = self.queue
             if q:
                 c = q.popleft()
-                self.queued -= c.end - c.start
+                self.queued -= c.end - c.pos
                 if self.queued < self.max_queued:
                     self._space.set()
                 return c
@@ -377,6 +384,12 @@ class Source:
 
     def chunk_done(self, chunk: Chunk) -> None:
         pass
+
+    def requeue(self, chunk: Chunk) -> None:
+        """Puts an unfinished chunk back at the front of the queue."""
+        self.queue.appendleft(chunk)
+        self.queued += chunk.end - chunk.pos
+        self._data.set()
 
     def _advance(self) -> None:
         tracker = self.tracker
@@ -746,6 +759,7 @@ class Agent:
                 self._test_error = exc
             raise
         finally:
+            await stream._close()
             for s in scope:
                 await s.close()
 
@@ -766,8 +780,9 @@ class Agent:
         else:
             chunk.ack_index(i)
         chunk.pos = i + 1
-        if cur._root._source is actor.inbox and chunk.pos < chunk.end:
-            actor.inbox.resume = chunk
+        chunk.owner = None  # the failed iteration must not requeue it again
+        if chunk.pos < chunk.end:
+            cur._root._source.requeue(chunk)
         return f" on {msg.topic}[{msg.partition}]@{msg.offset}"
 
     async def _execute(self, stream: Stream) -> None:
