@@ -419,23 +419,16 @@ class Source:
         self.app.monitor.commits += 1
 
     async def _commit_loop(self) -> None:
+        """Every ``broker_commit_interval`` seconds: commit the completed prefix."""
         interval = self.app.conf.broker_commit_interval
         while not self.closed:
-            self._progress.clear()
-            try:
-                await asyncio.wait_for(self._progress.wait(), interval)
-            except TimeoutError:
-                pass
-            # wait the rest of the interval after progress so commits batch up
+            await asyncio.sleep(interval)
             try:
                 await self.commit()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("offset commit of %s (group %s) failed", self.channel, self.group)
-            if self.fetch_done and not self.queue and not self.tracker:
-                await asyncio.sleep(0)
-            await asyncio.sleep(interval)
 
     def stop_fetching(self) -> None:
         self.stopping = True

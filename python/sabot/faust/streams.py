@@ -245,6 +245,8 @@ class Stream:
             pending: asyncio.Future | None = None
             loop = asyncio.get_running_loop()
             deadline: float | None = None
+            handing: list[Any] = []  # acks of the list the body is processing
+            _set_current_source(root)
             try:
                 while True:
                     if pending is None:
@@ -259,7 +261,9 @@ class Stream:
                         except StopAsyncIteration:
                             pending = None
                             if buf:
+                                handing = acks
                                 yield buf
+                                handing = []
                                 for a in acks:
                                     a()
                             return
@@ -271,14 +275,20 @@ class Stream:
                         if len(buf) < max_:
                             continue
                     if buf:
-                        out, done_acks = buf, acks
+                        out, handing = buf, acks
                         buf, acks = [], []
                         yield out
+                        done_acks, handing = handing, []
                         for a in done_acks:
                             a()
             finally:
                 if pending is not None:
                     pending.cancel()
+                # The body failed on (or abandoned) the list it held: acknowledged
+                # like any failed record. Values buffered for the next list stay
+                # unacknowledged: their offsets are not committed in this run.
+                for a in handing:
+                    a()
 
         return self._derive(gen)
 
