@@ -881,6 +881,31 @@ class Agent:
         finally:
             replies.forget(cid)
 
+    async def map(self, values: Any, *, key: Any = None, timeout: float = 30.0) -> Any:
+        """Asks the agent for each value (concurrently); yields the replies in order."""
+        futs = [asyncio.ensure_future(self.ask(value=v, key=key, timeout=timeout)) for v in values]
+        for f in futs:
+            yield await f
+
+    async def kvmap(self, items: Any, *, timeout: float = 30.0) -> Any:
+        """Asks for each (key, value); yields (key, reply) in order."""
+        items = list(items.items() if isinstance(items, dict) else items)
+        futs = [asyncio.ensure_future(self.ask(value=v, key=k, timeout=timeout)) for k, v in items]
+        for (k, _), f in zip(items, futs, strict=True):
+            yield k, await f
+
+    async def join(self, values: Any, *, key: Any = None, timeout: float = 30.0) -> list[Any]:
+        """Asks for every value concurrently; the replies as a list, in order."""
+        return list(
+            await asyncio.gather(*(self.ask(value=v, key=key, timeout=timeout) for v in values))
+        )
+
+    async def kvjoin(self, items: Any, *, timeout: float = 30.0) -> list[Any]:
+        items = list(items.items() if isinstance(items, dict) else items)
+        return list(
+            await asyncio.gather(*(self.ask(value=v, key=k, timeout=timeout) for k, v in items))
+        )
+
     def test_context(self, **kw: Any) -> Any:
         """``async with agent.test_context() as agent:``: runs the agent on an
         in-process channel; ``await agent.put(value)`` returns the Event once the

@@ -298,6 +298,20 @@ class Stream:
 
         return lambda: chunk.ack_index(i)
 
+    def echo(self, *channels: Any) -> Stream:
+        """The same values, each also sent to every one of ``channels``."""
+        parent, root = self, self._root
+        targets = [self.app._resolve_channel(c) for c in channels]
+
+        async def gen() -> AsyncIterator[Any]:
+            async for v in parent:
+                k = root.current_key()
+                for t in targets:
+                    await t.send(key=k, value=v)
+                yield v
+
+        return self._derive(gen)
+
     def through(self, channel: Any) -> Stream:
         """Forwards every value to ``channel`` (a topic, channel or name) and
         returns the stream of that channel."""
