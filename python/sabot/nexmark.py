@@ -336,33 +336,35 @@ def q21(b: DataStream) -> DataStream:
     return kept.select("auction", "bidder", "price", "channel", channel_id=channel_id)
 
 
-def _split_index(value: pc.Expression, separator: str, index: int) -> pc.Expression:
-    """Flink's SPLIT_INDEX(value, separator, index): the index-th (from 0) field of
-    value split at separator, empty fields kept; null past the last field."""
-    # Pad so that list_element is always in range, then null the fields that the
-    # unpadded value does not have (fields = separators + 1).
-    padding = lit(separator * (index + 1))
-    parts = call(
-        "split_pattern",
-        call("binary_join_element_wise", value, padding, lit("")),
-        options=pc.SplitPatternOptions(separator),
-    )
-    fields = call("count_substring", value, options=pc.MatchSubstringOptions(separator)) + 1
-    element = call("list_element", parts, lit(index))
-    return call("if_else", fields > index, element, lit(None).cast("string"))
+_URL_DIRECTORIES = "^[^/]*/[^/]*/[^/]*/(?P<dir1>[^/]*)(?:/(?P<dir2>[^/]*))?(?:/(?P<dir3>[^/]*))?"
+"""Fields 3, 4 and 5 (from 0) of a '/'-separated value, in one regex pass."""
 
 
 def q22(b: DataStream) -> DataStream:
     """Get URL directories: auction, bidder, price, channel, dir1-dir3 =
-    SPLIT_INDEX(url, '/', 3 / 4 / 5), the three path segments of the url."""
-    return b.select(
+    SPLIT_INDEX(url, '/', 3 / 4 / 5), the three path segments of the url
+    (empty fields kept, null past the last field).
+
+    One regex pass extracts the three fields (no match, i.e. fewer than 3
+    separators: all null); dir2 and dir3 are nulled where the url has fewer
+    than 4 / 5 separators (their optional groups did not take part)."""
+    fields = b.select(
         "auction",
         "bidder",
         "price",
         "channel",
-        dir1=_split_index(col("url"), "/", 3),
-        dir2=_split_index(col("url"), "/", 4),
-        dir3=_split_index(col("url"), "/", 5),
+        dirs=call("extract_regex", col("url"), options=pc.ExtractRegexOptions(_URL_DIRECTORIES)),
+        separators=call("count_substring", col("url"), options=pc.MatchSubstringOptions("/")),
+    )
+
+    def field(i: int) -> pc.Expression:
+        value = call("struct_field", col("dirs"), options=pc.StructFieldOptions([i]))
+        if i == 0:
+            return value
+        return call("if_else", col("separators") >= 3 + i, value, lit(None).cast("string"))
+
+    return fields.select(
+        "auction", "bidder", "price", "channel", dir1=field(0), dir2=field(1), dir3=field(2)
     )
 
 
@@ -647,6 +649,144 @@ def q9(s: Sources) -> DataStream:
     )
 
 
+Q6_PRECEDING = 10
+"""q6 averages the current and the 10 preceding winning prices of a seller."""
+
+
+class SellerAverages:
+    """q6's OVER aggregate over an updating input, as a keyed function (key:
+    seller): AVG(price) OVER (PARTITION BY seller ORDER BY dateTime ROWS BETWEEN
+    10 PRECEDING AND CURRENT ROW) for every current winning bid of the seller.
+
+    Input: the winning bids (changelog: +I/+U add or replace an auction's row,
+    -U/-D remove it) with id, seller, price, bid_time. State per seller: the
+    winning price and bid time of each of its auctions and the average last
+    emitted for it (map states, so the backend keeps and checkpoints them).
+    Each batch applies its changes, recomputes the averages of the sellers it
+    touches (rows ordered by bid time, then auction id) and emits, per auction
+    whose average changed, -U/+U (or +I, or -D when its winning bid left):
+    seller, id, avg_price (BIGINT average: sum div count), _op."""
+
+    def open(self, ctx: Any) -> None:
+        self.price = ctx.map_state("price", pa.int64(), pa.int64())
+        self.time = ctx.map_state("time", pa.int64(), pa.int64())
+        self.emitted = ctx.map_state("avg", pa.int64(), pa.int64())
+
+    @staticmethod
+    def _maps(entries: pa.MapArray) -> list[dict[int, int]]:
+        return [dict(m) if m is not None else {} for m in entries.to_pylist()]
+
+    def process_batch(self, batch: pa.RecordBatch, ctx: Any) -> pa.RecordBatch | None:
+        sellers = batch.column("seller").to_pylist()
+        touched = list(dict.fromkeys(sellers))
+        keys = pa.array(touched, pa.int64())
+        prices = self._maps(self.price.entries_many(keys))
+        times = self._maps(self.time.entries_many(keys))
+        before = self._maps(self.emitted.entries_many(keys))
+        index = {seller: i for i, seller in enumerate(touched)}
+        rows = zip(
+            sellers,
+            batch.column("id").to_pylist(),
+            batch.column("price").to_pylist(),
+            pc.cast(batch.column("bid_time"), pa.int64()).to_pylist(),
+            batch.column("_op").to_pylist(),
+            strict=True,
+        )
+        for seller, auction, price, time, op in rows:
+            i = index[seller]
+            if op in (0, 2):
+                prices[i][auction] = price
+                times[i][auction] = time
+            else:
+                prices[i].pop(auction, None)
+                times[i].pop(auction, None)
+        out: dict[str, list[int]] = {"seller": [], "id": [], "avg_price": [], "_op": []}
+
+        def emit(seller: int, auction: int, avg: int, op: int) -> None:
+            out["seller"].append(seller)
+            out["id"].append(auction)
+            out["avg_price"].append(avg)
+            out["_op"].append(op)
+
+        state_keys: list[int] = []
+        state_ids: list[int] = []
+        state_prices: list[int] = []
+        state_times: list[int] = []
+        state_avgs: list[int] = []
+        for seller, i in index.items():
+            order = sorted(prices[i], key=lambda a, t=times[i]: (t[a], a))
+            window: list[int] = []
+            total = 0
+            after: dict[int, int] = {}
+            for auction in order:
+                window.append(prices[i][auction])
+                total += window[-1]
+                if len(window) > Q6_PRECEDING + 1:
+                    total -= window.pop(0)
+                after[auction] = total // len(window)
+            for auction, avg in before[i].items():
+                if auction not in after:
+                    emit(seller, auction, avg, 3)
+            for auction, avg in after.items():
+                old = before[i].get(auction)
+                if old is None:
+                    emit(seller, auction, avg, 0)
+                elif old != avg:
+                    emit(seller, auction, old, 1)
+                    emit(seller, auction, avg, 2)
+                state_keys.append(seller)
+                state_ids.append(auction)
+                state_prices.append(prices[i][auction])
+                state_times.append(times[i][auction])
+                state_avgs.append(avg)
+        for state in (self.price, self.time, self.emitted):
+            state.clear_many(keys)
+        if state_keys:
+            k = pa.array(state_keys, pa.int64())
+            ids = pa.array(state_ids, pa.int64())
+            self.price.put_many(k, ids, pa.array(state_prices, pa.int64()))
+            self.time.put_many(k, ids, pa.array(state_times, pa.int64()))
+            self.emitted.put_many(k, ids, pa.array(state_avgs, pa.int64()))
+        if not out["_op"]:
+            return None
+        return pa.record_batch(
+            {
+                "seller": pa.array(out["seller"], pa.int64()),
+                "id": pa.array(out["id"], pa.int64()),
+                "avg_price": pa.array(out["avg_price"], pa.int64()),
+                "_op": pa.array(out["_op"], pa.int8()),
+            }
+        )
+
+
+def q6(s: Sources) -> DataStream:
+    """Average selling price by seller: the winning bid of each auction (the
+    highest within its lifetime, ties: the earlier bid; an updating top-1, as
+    q9), then per seller the average of the current and the 10 preceding
+    winning prices in bid-time order (:class:`SellerAverages`) -> seller, id,
+    avg_price, _op; upsert key id (the suite's result has seller, avg_price).
+
+    Flink's suite leaves q6 out: its OVER aggregate cannot consume the updates
+    the winning bids make. Here the averages are maintained under them."""
+    winning = _winning_bids(
+        s,
+        ["id", "seller", "dateTime", "expires"],
+        {"auction": col("auction"), "price": col("price")},
+    )
+    since_open = call("subtract", col("bid_time").cast("int64"), col("dateTime").cast("int64"))
+    tie = call("min_element_wise", since_open, lit(_TIE_BITS - 1))
+    ranked = winning.select(
+        "id",
+        "seller",
+        "price",
+        "bid_time",
+        rank_key=col("price") * _TIE_BITS + (_TIE_BITS - 1) - tie,
+    )
+    top = ranked.key_by("id").top_n(1, "rank_key", descending=True)
+    changes = top.select("id", "seller", "price", "bid_time", _op=col("_op"))
+    return changes.key_by("seller").process(SellerAverages(), name="q6_seller_averages")
+
+
 AUCTION_COLUMNS = [
     "id",
     "itemName",
@@ -850,6 +990,7 @@ def q10(s: Sources) -> DataStream:
 JOIN_QUERIES: dict[str, Callable[[Sources], DataStream]] = {
     "q3": q3,
     "q4": q4,
+    "q6": q6,
     "q7": q7,
     "q8": q8,
     "q9": q9,
@@ -1004,6 +1145,7 @@ RESULT_COLUMNS: dict[str, list[str]] = {
     "q3": ["name", "city", "state", "id"],
     "q4": ["category", "avg"],
     "q5": ["auction", "num"],
+    "q6": ["seller", "avg_price"],
     "q7": ["auction", "price", "bidder", "dateTime", "extra"],
     "q8": ["id", "name", "starttime"],
     "q9": [*AUCTION_COLUMNS, "auction", "bidder", "price", "bid_dateTime", "bid_extra"],
@@ -1051,6 +1193,7 @@ column name: q4's ``avg``, q10's ``dt``/``hm``, q20's ``bid_*``/``auction_*``)."
 
 UPSERT_KEYS: dict[str, list[str]] = {
     "q4": ["category"],
+    "q6": ["id"],
     "q9": ["id"],
     "q18": ["bidder", "auction"],
     "q19": ["auction", "rank_number"],

@@ -200,3 +200,51 @@ def test_q10_partitioned_files(parallelism: int, tmp_path: Path) -> None:
     assert passed.column_names == sb.nexmark.RESULT_COLUMNS["q10"]
     assert passed.num_rows == len(b)
     assert set(passed["hm"].to_pylist()) == {k[0].split("hm=")[1].replace("%3A", ":") for k in want}
+
+
+Q6_EVENTS = 40_000
+Q6_CONFIG = {"first_event_rate": 2_000}  # auctions stay open long enough to get bids
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_q6_average_selling_price_by_seller(parallelism: int) -> None:
+    tables = {}
+    for name, make in (("auction", sb.nexmark.auctions), ("bid", sb.nexmark.bids)):
+        env = sb.Environment(parallelism=parallelism, num_threads=2)
+        tables[name] = make(env, events=Q6_EVENTS, parallelism=parallelism, **Q6_CONFIG).to_table()
+    auctions = tables["auction"].to_pylist()
+    by_auction: dict[int, list[dict]] = {}
+    for b in tables["bid"].to_pylist():
+        by_auction.setdefault(b["auction"], []).append(b)
+    # The winning bid of each auction: the highest price within its lifetime,
+    # ties to the earlier bid (then the earlier arrival).
+    winners: dict[int, list[tuple]] = {}
+    for a in auctions:
+        placed = [
+            b for b in by_auction.get(a["id"], []) if a["dateTime"] <= b["dateTime"] <= a["expires"]
+        ]
+        if placed:
+            best = min(placed, key=lambda b: (-b["price"], b["dateTime"]))
+            winners.setdefault(a["seller"], []).append((best["dateTime"], a["id"], best["price"]))
+    want: Counter = Counter()
+    for seller, rows in winners.items():
+        prices = [price for _, _, price in sorted(rows)]
+        for i in range(len(prices)):
+            window = prices[max(0, i - 10) : i + 1]
+            want[(seller, sum(window) // len(window))] += 1
+    assert max(len(r) for r in winners.values()) > 11  # windows fill up
+
+    env = sb.Environment(parallelism=parallelism, num_threads=2)
+    sources = sb.nexmark.Sources(env, events=Q6_EVENTS, parallelism=parallelism, **Q6_CONFIG)
+    changes = sb.nexmark.build("q6", sources).to_table()
+    final = sb.nexmark.result_table("q6", changes)
+    assert final.column_names == ["seller", "avg_price"]
+    assert multiset(final.to_pylist(), final.column_names) == want
+    # The changelog is consistent: every -U/-D retracts the row last emitted.
+    last: dict[int, tuple] = {}
+    for row in changes.to_pylist():
+        if row["_op"] in (1, 3):
+            assert last.pop(row["id"]) == (row["seller"], row["avg_price"])
+        else:
+            assert row["id"] not in last
+            last[row["id"]] = (row["seller"], row["avg_price"])
