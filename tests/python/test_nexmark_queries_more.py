@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 import pytest
 import sabot as sb
 
-EVENTS = 60_000
-# 200 events per second of event time: 60,000 events span 5 minutes, so q10
+EVENTS = 30_000
+# 100 events per second of event time: 30,000 events span 5 minutes, so q10
 # writes several (dt, hm) partitions.
-Q10_CONFIG = {"first_event_rate": 200}
+Q10_CONFIG = {"first_event_rate": 100}
 
 
 def bids(parallelism: int, **config: object) -> list[dict]:
