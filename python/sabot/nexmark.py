@@ -1230,7 +1230,10 @@ def result_table(query: str, table: pa.Table) -> pa.Table:
     renamed = _RENAMED.get(query, {})
     columns = {name: table[renamed.get(name, name)] for name in RESULT_COLUMNS[query]}
     for name in _DECIMAL_3.get(query, []):
-        columns[name] = pc.round(columns[name], 3)
+        # The nearest double to the 3-place decimal: an exact integer of
+        # thousandths divided by 1000 (pc.round(x, 3) can land one ulp off).
+        thousandths = pc.round(pc.multiply(columns[name], 1000.0))
+        columns[name] = pc.divide(thousandths, 1000.0)
     return pa.table(columns)
 
 
