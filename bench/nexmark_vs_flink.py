@@ -411,6 +411,10 @@ def section(
         "RSS is the process's high-water mark (VmHWM); Flink's JVM ran all queries, so "
         "its figure is the peak up to that query.",
         "",
+    ]
+    if args.note:
+        out += [args.note, ""]
+    out += [
         "| query | P | Sabot events/s/core | Flink events/s/core | ratio | Sabot events/CPU-s "
         "| Flink events/CPU-s | ratio | Sabot RSS MB | Flink RSS MB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -468,6 +472,7 @@ def main() -> int:
     parser.add_argument("--jar", type=Path, default=JAR)
     parser.add_argument("--flink-timeout", type=float, default=1800.0)
     parser.add_argument("--flink-version", default="", help="for the report (default: pom's)")
+    parser.add_argument("--note", default="", help="a paragraph added to the report")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--no-doc", action="store_true", help="print, do not edit the docs")
     args = parser.parse_args()
