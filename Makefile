@@ -106,7 +106,7 @@ bench: build
 # every query on both engines, parallelism 1 and 2, same events; writes the
 # nexmark-vs-flink section of docs/benchmarks.md and docs/img/nexmark_vs_flink.png.
 .PHONY: bench-nexmark-flink
-NEXMARK_FLINK_EVENTS ?= 2000000
+NEXMARK_FLINK_EVENTS ?= 1000000
 bench-nexmark-flink: build
 	$(PYBIN) bench/nexmark_vs_flink.py --events $(NEXMARK_FLINK_EVENTS)
 
