@@ -102,6 +102,14 @@ format: deps
 bench: build
 	$(PYBIN) bench/run_benchmarks.py
 
+# Nexmark on Sabot and on Apache Flink side by side (bench/nexmark_vs_flink.py, flink-bench):
+# every query on both engines, parallelism 1 and 2, same events; writes the
+# nexmark-vs-flink section of docs/benchmarks.md and docs/img/nexmark_vs_flink.png.
+.PHONY: bench-nexmark-flink
+NEXMARK_FLINK_EVENTS ?= 1000000
+bench-nexmark-flink: build
+	$(PYBIN) bench/nexmark_vs_flink.py --events $(NEXMARK_FLINK_EVENTS)
+
 clean:
 	rm -rf build $(VENV)/.built
 
