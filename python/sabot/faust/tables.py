@@ -64,12 +64,18 @@ class TableError(RuntimeError):
     names the table and the changelog topic."""
 
 
+_current_event_fn: Callable[[], Any] | None = None
+
+
 def _current_event() -> Any:
-    try:
-        from sabot.faust.events import current_event
-    except ImportError:  # the core module is not there (tables used on their own)
-        return None
-    return current_event()
+    global _current_event_fn
+    if _current_event_fn is None:
+        try:
+            from sabot.faust.events import current_event
+        except ImportError:  # the core module is not there (tables used on their own)
+            return None
+        _current_event_fn = current_event
+    return _current_event_fn()
 
 
 def _event_partition(event: Any) -> int | None:
@@ -175,10 +181,13 @@ class Table(MutableMapping):
         self._changelog_name = changelog_topic if isinstance(changelog_topic, str) else None
         self.key_serializer = key_serializer or "json"
         self.value_serializer = value_serializer or "json"
+        self._key_codec = codecs.get_codec(self.key_serializer)
+        self._value_codec = codecs.get_codec(self.value_serializer)
+        self._json = codecs.get_codec("json")
         self._backend, self._local_dir = _parse_store(store or self._conf.store)
         self._local_dir = self._local_dir or self._conf.tabledir
         self._store: Any = None
-        self._cache: dict[Any, tuple[int, Any]] = {}
+        self._cache: dict[Any, tuple[int, Any, bytes]] = {}
         self._cache_size = int(cache_size)
         self._pending: dict[tuple[int, bytes], bytes | None] = {}
         self._drain_task: asyncio.Task | None = None
@@ -427,8 +436,8 @@ class Table(MutableMapping):
             if self.window is not None and isinstance(key, tuple) and len(key) == 2:
                 inner, window = key
                 if isinstance(window, tuple) and len(window) == 2:
-                    return codecs.dumps("json", [_as_repr(inner), [window[0], window[1]]])
-            data = codecs.dumps(self.key_serializer, _as_repr(key))
+                    return self._json.dumps([_as_repr(inner), [window[0], window[1]]])
+            data = self._key_codec.dumps(_as_repr(key))
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot encode key {key!r}: {exc}") from exc
         if isinstance(data, str):
@@ -442,16 +451,16 @@ class Table(MutableMapping):
 
     def _decode_key(self, data: bytes) -> Any:
         if self.window is not None:
-            raw = codecs.loads("json", data)
+            raw = self._json.loads(data)
             if isinstance(raw, list) and len(raw) == 2 and isinstance(raw[1], list):
                 inner = maybe_model(self.key_type, raw[0])
                 return (_hashable(inner), (float(raw[1][0]), float(raw[1][1])))
-        raw = codecs.loads(self.key_serializer, data)
+        raw = self._key_codec.loads(data)
         return _hashable(maybe_model(self.key_type, raw))
 
     def _encode_value(self, value: Any) -> bytes:
         try:
-            data = codecs.dumps(self.value_serializer, _as_repr(value))
+            data = self._value_codec.dumps(_as_repr(value))
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot encode value {value!r}: {exc}") from exc
         if isinstance(data, str):
@@ -460,7 +469,7 @@ class Table(MutableMapping):
 
     def _decode_value(self, data: bytes) -> Any:
         try:
-            return maybe_model(self.value_type, codecs.loads(self.value_serializer, data))
+            return maybe_model(self.value_type, self._value_codec.loads(data))
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot decode a stored value: {exc}") from exc
 
@@ -471,13 +480,13 @@ class Table(MutableMapping):
 
     # ----------------------------------------------------------- key access
 
-    def _cache_put(self, key: Any, entry: tuple[int, Any]) -> None:
+    def _cache_put(self, key: Any, entry: tuple[int, Any, bytes]) -> None:
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[key] = entry
 
-    def _lookup(self, key: Any, kb: bytes | None = None) -> tuple[int, Any] | None:
-        """(partition, value) of ``key``, or None."""
+    def _lookup(self, key: Any, kb: bytes | None = None) -> tuple[int, Any, bytes] | None:
+        """(partition, value, key bytes) of ``key``, or None."""
         entry = self._cache.get(key, _MISSING)
         if entry is not _MISSING:
             return entry
@@ -494,14 +503,19 @@ class Table(MutableMapping):
             found = store.get_any(self.partitions, kb)
         if found is None:
             return None
-        entry = (found[0], self._decode_value(found[1]))
+        entry = (found[0], self._decode_value(found[1]), kb)
         self._cache_put(key, entry)
         return entry
 
     def _set_key(self, key: Any, value: Any) -> int:
-        self._raise_send_error()
-        kb = self._key_bytes(key)
-        old = self._lookup(key, kb)
+        if self._send_error is not None:
+            self._raise_send_error()
+        old = self._cache.get(key)
+        if old is not None:
+            kb = old[2]
+        else:
+            kb = self._key_bytes(key)
+            old = self._lookup(key, kb)
         partition = _event_partition(_current_event())
         if partition is None or partition >= self.partitions:
             partition = old[0] if old is not None else self._hash_partition(kb)
@@ -512,7 +526,7 @@ class Table(MutableMapping):
             store.delete(old[0], kb)
             self._changelog(old[0], kb, None)
         store.put(partition, kb, vb)
-        self._cache_put(key, (partition, value))
+        self._cache_put(key, (partition, value, kb))
         self._changelog(partition, kb, vb)
         return partition
 
@@ -933,7 +947,7 @@ class SetTable(Table):
 
     def _decode_value(self, data: bytes) -> Any:
         try:
-            members = codecs.loads(self.value_serializer, data)
+            members = self._value_codec.loads(data)
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot decode a stored set: {exc}") from exc
         if not isinstance(members, list):
