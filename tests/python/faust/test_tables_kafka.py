@@ -113,6 +113,7 @@ def test_killed_worker_table_comes_back_from_the_changelog(
         deadline = time.monotonic() + 300
         while topic not in admin.list_topics(timeout=10).topics:
             if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
                 raise AssertionError(f"worker did not create {topic}: {proc.stderr.read()[-3000:]}")
             threading.Event().wait(0.1)
         _produce(topic, words, kafka_bootstrap)
