@@ -65,7 +65,14 @@ class BatchState:
     def values(self) -> list[Any]:
         v = self._values
         if v is None:
-            v = self._values = self.source.channel.decode_values(self.batch.values)
+            batch = self.batch
+            channel = self.source.channel
+            from_arrow = getattr(channel.value_type, "from_arrow", None)
+            if batch.decoded is not None and from_arrow is not None:
+                v = from_arrow(batch.decoded)  # natively decoded: no JSON parse in Python
+            else:
+                v = channel.decode_values(batch.values)
+            self._values = v
         return v
 
     def keys(self) -> list[Any]:
@@ -87,26 +94,69 @@ class BatchState:
 
 
 def _values_to_arrow(bs: BatchState) -> Any:
+    """The values of a batch as a RecordBatch: decoded by the native consumer,
+    else decoded natively from the raw value column (JSON), else built from the
+    Python values."""
     import pyarrow as pa
 
     batch = bs.batch
     if batch.decoded is not None:
         return batch.decoded
-    schema = getattr(bs.source.channel.value_type, "arrow_schema", None)
+    channel = bs.source.channel
+    schema_fn = getattr(channel.value_type, "arrow_schema", None)
+    raw = batch.arrow
+    if raw is not None and channel.value_serializer == "json" and bs._values is None:
+        rb = _native_decode(bs.source, raw.column("value"), schema_fn)
+        if rb is not None:
+            return rb
     values = bs.values()
     rows = [v.asdict() if hasattr(v, "asdict") else v for v in values]
     if rows and not isinstance(rows[0], dict):
         return pa.RecordBatch.from_pydict({"value": rows})
-    if schema is not None:
-        return pa.RecordBatch.from_pylist(rows, schema=schema())
+    if schema_fn is not None:
+        return pa.RecordBatch.from_pylist(rows, schema=schema_fn())
     return pa.RecordBatch.from_pylist(rows)
+
+
+def _native_decode(source: Any, values: Any, schema_fn: Any) -> Any:
+    """JSON -> Arrow with the engine's decoder (schema from the Record type, or
+    inferred); None when unavailable or when some value does not fit."""
+    import pyarrow as pa
+
+    dec = getattr(source, "_decoder", None)
+    if dec is None:
+        from sabot import _sabot
+
+        if not hasattr(_sabot, "FaustDecoder"):
+            return None
+        fmt: dict[str, Any] = {"name": "json"}
+        if schema_fn is not None:
+            fmt["schema"] = schema_fn().__arrow_c_schema__()
+        dec = source._decoder = _sabot.FaustDecoder(fmt)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    rows, errors = dec.decode(values.__arrow_c_array__())
+    if errors or rows is None:
+        log.warning(
+            "%d values of %s did not decode natively (first: %s); decoding per record",
+            len(errors),
+            source.channel,
+            errors[0][1] if errors else "?",
+        )
+        return None
+
+    class _Caps:
+        def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+            return rows
+
+    return pa.record_batch(_Caps())
 
 
 class Chunk:
     """A range [start, end) of a batch handed to one actor; ``pos`` is the record
     the actor is at."""
 
-    __slots__ = ("bs", "start", "end", "pos", "acked_to", "acked")
+    __slots__ = ("bs", "start", "end", "pos", "acked_to", "acked", "owner")
 
     def __init__(self, bs: BatchState, start: int, end: int) -> None:
         self.bs = bs
@@ -115,6 +165,7 @@ class Chunk:
         self.pos = start
         self.acked_to = start  # auto-ack: records [start, acked_to) acknowledged
         self.acked: bytearray | None = None  # noack mode: per-record flags
+        self.owner: Any = None  # the stream iterating it
 
     def values(self) -> list[Any]:
         return self.bs.values()
@@ -191,6 +242,12 @@ class ActorInbox:
     def chunk_done(self, chunk: Chunk) -> None:
         pass
 
+    def requeue(self, chunk: Chunk) -> None:
+        if self.resume is None:
+            self.resume = chunk
+        else:
+            self.source.requeue(chunk)
+
 
 class Source:
     """The consumer of one channel for one agent (or one group_by/through
@@ -222,6 +279,7 @@ class Source:
         self.error: BaseException | None = None
         self.batches = 0
         self.records = 0
+        self._decoder: Any = None
 
     def inbox(self) -> ActorInbox:
         return ActorInbox(self)
@@ -312,7 +370,7 @@ class Source:
             q = self.queue
             if q:
                 c = q.popleft()
-                self.queued -= c.end - c.start
+                self.queued -= c.end - c.pos
                 if self.queued < self.max_queued:
                     self._space.set()
                 return c
@@ -326,6 +384,12 @@ class Source:
 
     def chunk_done(self, chunk: Chunk) -> None:
         pass
+
+    def requeue(self, chunk: Chunk) -> None:
+        """Puts an unfinished chunk back at the front of the queue."""
+        self.queue.appendleft(chunk)
+        self.queued += chunk.end - chunk.pos
+        self._data.set()
 
     def _advance(self) -> None:
         tracker = self.tracker
@@ -343,31 +407,28 @@ class Source:
         pending = {tp: o for tp, o in self.committable.items() if self.committed.get(tp) != o}
         if not pending or self.consumer is None:
             return
-        # What the processed records produced (sinks, sends, changelogs) must be
-        # durable before their input offsets are committed.
+        # What the processed records produced (sinks, sends, table changelogs)
+        # must be durable before their input offsets are committed.
+        for table in list(self.app.tables.values()):
+            flush = getattr(table, "flush", None)
+            if flush is not None:
+                await flush()
         await self.app.transport.flush()
         await self.consumer.commit(pending)
         self.committed.update(pending)
         self.app.monitor.commits += 1
 
     async def _commit_loop(self) -> None:
+        """Every ``broker_commit_interval`` seconds: commit the completed prefix."""
         interval = self.app.conf.broker_commit_interval
         while not self.closed:
-            self._progress.clear()
-            try:
-                await asyncio.wait_for(self._progress.wait(), interval)
-            except TimeoutError:
-                pass
-            # wait the rest of the interval after progress so commits batch up
+            await asyncio.sleep(interval)
             try:
                 await self.commit()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("offset commit of %s (group %s) failed", self.channel, self.group)
-            if self.fetch_done and not self.queue and not self.tracker:
-                await asyncio.sleep(0)
-            await asyncio.sleep(interval)
 
     def stop_fetching(self) -> None:
         self.stopping = True
@@ -405,12 +466,11 @@ class Source:
 
 
 def _topic_counts(batch: Any) -> Any:
-    ts = batch.topics
-    if ts and ts[0] == ts[-1] and len(batch.positions) <= 64:
-        t0 = ts[0]
-        if all(tp[0] == t0 for tp in batch.positions):
-            return ((t0, batch.n),)
-    return collections.Counter(ts).items()
+    positions = batch.positions
+    first = next(iter(positions))[0]
+    if all(tp[0] == first for tp in positions):
+        return ((first, batch.n),)
+    return collections.Counter(batch.topics).items()
 
 
 def _native_value_format(channel: Any) -> Any:
@@ -692,6 +752,7 @@ class Agent:
                 self._test_error = exc
             raise
         finally:
+            await stream._close()
             for s in scope:
                 await s.close()
 
@@ -712,8 +773,9 @@ class Agent:
         else:
             chunk.ack_index(i)
         chunk.pos = i + 1
-        if cur._root._source is actor.inbox and chunk.pos < chunk.end:
-            actor.inbox.resume = chunk
+        chunk.owner = None  # the failed iteration must not requeue it again
+        if chunk.pos < chunk.end:
+            cur._root._source.requeue(chunk)
         return f" on {msg.topic}[{msg.partition}]@{msg.offset}"
 
     async def _execute(self, stream: Stream) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 import uuid
@@ -144,6 +145,170 @@ class KafkaConsumer(Consumer):
         self._exec.shutdown(wait=False)
 
 
+class KafkaBatch(Batch):
+    """A batch polled by the native consumer: Arrow columns, turned into Python
+    lists only when (and as far as) the agent needs them."""
+
+    __slots__ = ("_cols",)
+
+    def __init__(self, raw: Any, decoded: Any, positions: dict[tuple[str, int], int]) -> None:
+        self._cols: dict[str, Any] = {}
+        self.n = raw.num_rows
+        self.arrow = raw
+        self.decoded = decoded
+        self.positions = positions
+        self.objects = False
+
+    def _col(self, name: str) -> Any:
+        v = self._cols.get(name)
+        if v is None:
+            v = self._cols[name] = self.arrow.column(name).to_pylist()
+        return v
+
+    @property
+    def topics(self) -> list[str]:  # type: ignore[override]
+        return self._col("topic")
+
+    @property
+    def partitions(self) -> list[int]:  # type: ignore[override]
+        return self._col("partition")
+
+    @property
+    def offsets(self) -> list[int]:  # type: ignore[override]
+        return self._col("offset")
+
+    @property
+    def timestamps(self) -> list[int]:  # type: ignore[override]
+        return self._col("timestamp")
+
+    @property
+    def keys(self) -> list[Any]:  # type: ignore[override]
+        return self._col("key")
+
+    @property
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return self._col("value")
+
+    @property
+    def headers(self) -> list[Any] | None:  # type: ignore[override]
+        if self.arrow.schema.get_field_index("headers") < 0:
+            return None
+        h = self._cols.get("headers")
+        if h is None:
+            h = self._cols["headers"] = [
+                None if x is None else {e["key"]: e["value"] for e in x}
+                for x in self.arrow.column("headers").to_pylist()
+            ]
+        return h
+
+    def topic_counts(self) -> Any:
+        import pyarrow.compute as pc
+
+        vc = pc.value_counts(self.arrow.column("topic").dictionary_decode())
+        return [(d["values"], d["counts"]) for d in vc.to_pylist()]
+
+
+class NativeKafkaConsumer(Consumer):
+    """The native consumer (``_sabot.FaustConsumer``): librdkafka batches land in
+    Arrow columns and, for topics with a Record value type, are decoded to Arrow
+    natively, all without the GIL."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        group: str,
+        config: dict[str, Any],
+        value_format: Any,
+    ) -> None:
+        from sabot import _sabot
+
+        fmt = None
+        if value_format is not None:
+            fmt = {"name": value_format["name"]}
+            if value_format.get("schema") is not None:
+                fmt["schema"] = value_format["schema"].__arrow_c_schema__()
+        self.group = group
+        self.topics = list(topics)
+        self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
+        self._native = _sabot.FaustConsumer(bootstrap, group, self.topics, dict(config), fmt)
+        self.closed = False
+        self.decode_failures = 0
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {tuple(tp) for tp in self._native.assignment()}  # type: ignore[misc]
+
+    def _poll(self, max_records: int, timeout: float) -> Batch | None:
+        import pyarrow as pa
+
+        raw, decoded, positions, errors, warnings = self._native.poll(
+            max_records, int(timeout * 1000)
+        )
+        for w in warnings:
+            log.warning("consumer %s: %s", self.group, w)
+        if raw is None:
+            return None
+        rb = pa.record_batch(_Capsules(raw))
+        if errors:
+            self.decode_failures += len(errors)
+            log.warning(
+                "consumer %s: %d values did not decode to the Record schema (first: %s); "
+                "decoding this batch per record",
+                self.group,
+                len(errors),
+                errors[0][1],
+            )
+        dec = pa.record_batch(_Capsules(decoded)) if decoded is not None else None
+        return KafkaBatch(rb, dec, {(t, p): o for t, p, o in positions})
+
+    async def getmany(self, max_records: int, timeout: float) -> Batch | None:
+        if self.closed:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._exec, self._poll, max_records, timeout)
+
+    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
+        try:
+            self._native.commit([(t, p, o) for (t, p), o in positions.items()])
+        except RuntimeError as exc:
+            # e.g. partitions revoked by a rebalance: their new owner re-reads
+            # from the last commit (at-least-once), nothing is skipped.
+            log.warning("consumer %s: offset commit failed: %s", self.group, exc)
+
+    async def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        if self.closed or not positions:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._exec, self._commit, dict(positions))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._exec, self._native.close)
+        except RuntimeError as exc:
+            log.warning("consumer %s: close: %s", self.group, exc)
+        self._exec.shutdown(wait=False)
+
+
+class _Capsules:
+    """Wraps a (schema, array) capsule pair for pyarrow's __arrow_c_array__ import."""
+
+    def __init__(self, caps: Any) -> None:
+        self._caps = caps
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+        return self._caps
+
+
+def native_consumer_available() -> bool:
+    from sabot import _sabot
+
+    return hasattr(_sabot, "FaustConsumer")
+
+
 class KafkaTransport(Transport):
     """``kafka://host:port[;host2:port]``."""
 
@@ -159,6 +324,10 @@ class KafkaTransport(Transport):
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
         self._partitions: dict[str, int] = {}
+        impl = os.environ.get("SABOT_FAUST_CONSUMER", "native")
+        if impl == "native" and not native_consumer_available():
+            impl = "confluent"
+        self.consumer_impl = impl
 
     # -- producer ------------------------------------------------------------------
 
@@ -321,7 +490,14 @@ class KafkaTransport(Transport):
 
     def consumer(
         self, topics: Sequence[str], group: str, *, value_format: Any = None, objects: bool = False
-    ) -> KafkaConsumer:
+    ) -> Consumer:
+        """A group member: the native consumer when the extension has it (and
+        SABOT_FAUST_CONSUMER is not ``confluent``), else librdkafka through
+        confluent-kafka."""
+        if self.consumer_impl == "native":
+            return NativeKafkaConsumer(
+                self.bootstrap, topics, group, self.consumer_config, value_format
+            )
         return KafkaConsumer(self.bootstrap, topics, group, self.consumer_config)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sabot.faust.events import Message
 from sabot.faust.transport.base import Batch, Consumer, RecordMetadata, Transport, normalize_headers
+from sabot.kafka import partition_for_key
 
 _SHARED: dict[str, MemoryBroker] = {}
 
@@ -83,7 +83,8 @@ class MemoryBroker:
                 t.rr += 1
             else:
                 kb = key if isinstance(key, (bytes, bytearray)) else repr(key).encode()
-                partition = zlib.crc32(kb) % n
+                # Kafka's Java default partitioner (murmur2), as the Kafka transport
+                partition = partition_for_key(bytes(kb), n)
         if not 0 <= partition < n:
             raise ValueError(
                 f"topic {topic!r} has {n} partitions; partition {partition} does not exist"
