@@ -713,7 +713,7 @@ class Table(MutableMapping):
         if entry is None:
             return
         value = entry[1]
-        kb = self._key_bytes(wkey)
+        kb = entry[2]
         self._get_store().delete(entry[0], kb)
         self._cache.pop(wkey, None)
         self._changelog(entry[0], kb, None)
