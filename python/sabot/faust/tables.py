@@ -47,7 +47,14 @@ from sabot.faust import codecs
 from sabot.faust.models import Record, maybe_model
 from sabot.faust.windows import HoppingWindow, TumblingWindow, Window, WindowRange
 
-__all__ = ["ChangeloggedSet", "GlobalTable", "SetTable", "Table", "TableError"]
+__all__ = [
+    "ChangelogTopic",
+    "ChangeloggedSet",
+    "GlobalTable",
+    "SetTable",
+    "Table",
+    "TableError",
+]
 
 log = logging.getLogger("sabot.faust.tables")
 
@@ -124,6 +131,30 @@ class _Conf:
         self.topic_partitions = int(getattr(conf, "topic_partitions", None) or 8)
         self.tabledir = getattr(conf, "tabledir", None) or ""
         self.cleanup_interval = float(getattr(conf, "table_cleanup_interval", None) or 1.0)
+
+
+class ChangelogTopic:
+    """Names a table's changelog topic (what Faust's ``table.changelog_topic``
+    is used for); making it declares nothing."""
+
+    __slots__ = ("name", "partitions")
+
+    def __init__(self, name: str, partitions: int) -> None:
+        self.name = name
+        self.partitions = partitions
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<ChangelogTopic {self.name} partitions={self.partitions}>"
 
 
 class Table(MutableMapping):
@@ -232,15 +263,9 @@ class Table(MutableMapping):
         return self._changelog_name or f"{self._conf.id}-{self.name}-changelog"
 
     @property
-    def changelog_topic(self) -> Any:
-        """The changelog topic (a Topic of the app when it makes them)."""
-        make = getattr(self.app, "topic", None)
-        if callable(make):
-            try:
-                return make(self.changelog_topic_name, partitions=self.partitions)
-            except Exception:  # noqa: BLE001 - the name is what matters
-                pass
-        return self.changelog_topic_name
+    def changelog_topic(self) -> ChangelogTopic:
+        """The changelog topic: ``.name``, ``.partitions``, ``get_topic_name()``."""
+        return ChangelogTopic(self.changelog_topic_name, self.partitions)
 
     @property
     def store_url(self) -> str:

@@ -81,6 +81,8 @@ def test_counts_match_reference_and_changelog(store: str, tmp_path) -> None:
             assert partitions_seen[key.decode().strip('"')] == {partition}
         info = counts.info()
         assert info["changelog_topic"] == f"{app.conf.id}-counts-changelog"
+        assert counts.changelog_topic.get_topic_name() == info["changelog_topic"]
+        assert counts.changelog_topic.partitions == 4
         assert info["changelog_pending"] == 0
         await app.stop()
 
