@@ -339,7 +339,8 @@ class Table(MutableMapping):
                 if msg.key is None:
                     continue
                 if msg.key == WATERMARK_KEY:
-                    self._note_closed(float(codecs.loads("json", msg.value)), send=False)
+                    if msg.value is not None:
+                        self._note_closed(float(self._json.loads(msg.value)), send=False)
                     continue
                 partition = int(msg.partition)
                 if partition >= self.partitions:

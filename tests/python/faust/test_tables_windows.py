@@ -5,6 +5,7 @@ relative_to_field / relative_to_now, current / delta / now, windowed views."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -272,3 +273,32 @@ def test_window_ranges_as_faust_computes_them() -> None:
     assert not t.stale(0.0, 1e12)  # no expires: never stale
     with pytest.raises(ValueError, match="step 20.0 is larger than its size 10.0"):
         HoppingWindow(10, 20)
+
+
+def test_async_and_failing_window_close_callbacks() -> None:
+    closed: list = []
+
+    async def main():
+        app = faust.App(unique("cb"), broker="memory://")
+
+        async def record(key, value):
+            await asyncio.sleep(0)
+            closed.append((key, value))
+
+        def explode(key, value):
+            raise RuntimeError("callback bug")
+
+        good = app.Table("good", default=int, on_window_close=record).tumbling(10, expires=10)
+        bad = app.Table("bad", default=int, on_window_close=explode).tumbling(10, expires=10)
+        await app.start()
+        for view in (good, bad):
+            view.relative_to(1.0)["a"] += 1
+            view.relative_to(2.0)["a"] += 1
+            view.relative_to(25.0)["a"] += 5  # closes [0, 9.9]
+        await good.table.flush()
+        assert closed == [(("a", (0.0, 9.9)), 2)]
+        assert bad.table.window_close_errors == 1 and bad.table.windows_closed == 1
+        assert ("a", (0.0, 9.9)) not in bad.table  # closed even though the callback failed
+        await app.stop()
+
+    run(main())
