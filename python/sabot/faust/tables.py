@@ -220,6 +220,7 @@ class Table(MutableMapping):
         self._store: Any = None
         self._cache: dict[Any, tuple[int, Any, bytes]] = {}
         self._cache_size = int(cache_size)
+        self._num_keys = 0  # the store starts empty; kept exact on every write
         self._pending: dict[tuple[int, bytes], bytes | None] = {}
         self._drain_task: asyncio.Task | None = None
         self._send_error: BaseException | None = None
@@ -363,6 +364,7 @@ class Table(MutableMapping):
                 f"{count} records: {exc}"
             ) from exc
         self._cache.clear()
+        self._num_keys = len(store.items())
         if self.window is not None:
             self._rebuild_window_index()
         self.recovered_records += count
@@ -552,6 +554,8 @@ class Table(MutableMapping):
             store.delete(old[0], kb)
             self._changelog(old[0], kb, None)
         store.put(partition, kb, vb)
+        if old is None:
+            self._num_keys += 1
         self._cache_put(key, (partition, value, kb))
         self._changelog(partition, kb, vb)
         return partition
@@ -563,6 +567,7 @@ class Table(MutableMapping):
         if old is None:
             raise KeyError(key)
         self._get_store().delete(old[0], kb)
+        self._num_keys -= 1
         self._cache.pop(key, None)
         self._changelog(old[0], kb, None)
         return old[1]
@@ -598,7 +603,7 @@ class Table(MutableMapping):
             yield key
 
     def __len__(self) -> int:
-        return len(self._get_store().items())
+        return self._num_keys
 
     def get(self, key: Any, default: Any = None) -> Any:
         entry = self._lookup(key)
@@ -617,6 +622,7 @@ class Table(MutableMapping):
         for partition, kb, _ in self._get_store().items():
             self._changelog(partition, kb, None)
         self._get_store().clear()
+        self._num_keys = 0
         self._cache.clear()
         self._windows.clear()
         self._window_heap.clear()
@@ -647,6 +653,7 @@ class Table(MutableMapping):
             "name": self.name,
             "type": type(self).__name__,
             "help": self.help,
+            "keys": self._num_keys,
             "changelog_topic": self.changelog_topic_name,
             "partitions": self.partitions,
             "store": self._backend,
@@ -741,6 +748,7 @@ class Table(MutableMapping):
         value = entry[1]
         kb = entry[2]
         self._get_store().delete(entry[0], kb)
+        self._num_keys -= 1
         self._cache.pop(wkey, None)
         self._changelog(entry[0], kb, None)
         self.windows_closed += 1

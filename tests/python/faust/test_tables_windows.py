@@ -115,6 +115,7 @@ def test_tumbling_matches_reference_with_out_of_order_times(disorder: float) -> 
     want_open, want_closed, want_late = reference(events, size, size, expires)
     assert closed == want_closed
     assert open_windows == want_open
+    assert len(raw) == len(want_open)
     assert raw.late_updates == want_late
     assert raw.windows_closed == len(want_closed)
     if disorder:
