@@ -600,7 +600,7 @@ class Agent:
         self.source: Source | None = None
         self.actors: list[Actor] = []
         self._supervisor: asyncio.Task | None = None
-        self._stop = asyncio.Event() if False else None
+        self._stop_event: asyncio.Event | None = None  # created in start() (needs a loop)
         self.stopping = False
         self.started = False
         self.results: dict[int, Any] | None = None  # test_context: offset -> last yield

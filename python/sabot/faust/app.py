@@ -121,7 +121,6 @@ class App:
         self._tasks: list[Callable[..., Any]] = []
         self._running_tasks: list[asyncio.Task] = []
         self._started: list[Any] = []
-        self._stopped = asyncio.Event() if False else None
         self.started = False
         self._agents_service: Any = None
         self._reply_service: Any = None
