@@ -89,10 +89,21 @@ class Stream:
                 autoack = self._autoack
                 end = chunk.end
                 i = chunk.pos
-                while i < end:
-                    chunk.pos = i
-                    yield values[i]
-                    i += 1
+                bad = chunk.bs.bad
+                if bad is None:
+                    while i < end:
+                        chunk.pos = i
+                        yield values[i]
+                        i += 1
+                else:  # undecodable values (logged) are skipped and acknowledged
+                    while i < end:
+                        chunk.pos = i
+                        if i in bad:
+                            if not autoack:
+                                chunk.ack_index(i)
+                        else:
+                            yield values[i]
+                        i += 1
                 chunk.pos = end
                 if autoack:
                     chunk.ack_to(end)
@@ -297,6 +308,20 @@ class Stream:
         i = chunk.pos
 
         return lambda: chunk.ack_index(i)
+
+    def echo(self, *channels: Any) -> Stream:
+        """The same values, each also sent to every one of ``channels``."""
+        parent, root = self, self._root
+        targets = [self.app._resolve_channel(c) for c in channels]
+
+        async def gen() -> AsyncIterator[Any]:
+            async for v in parent:
+                k = root.current_key()
+                for t in targets:
+                    await t.send(key=k, value=v)
+                yield v
+
+        return self._derive(gen)
 
     def through(self, channel: Any) -> Stream:
         """Forwards every value to ``channel`` (a topic, channel or name) and

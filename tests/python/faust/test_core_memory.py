@@ -151,6 +151,8 @@ def test_ask_and_cast() -> None:
         await app.start()
         replies = await asyncio.gather(*(square.ask(value=i, timeout=10) for i in range(20)))
         assert replies == [i * i for i in range(20)]
+        assert await square.join([1, 2, 3]) == [1, 4, 9]
+        assert [r async for r in square.map([4, 5])] == [16, 25]
         await square.cast(value=99)
         await wait_until(lambda: 99 in casts, what="cast")
         await app.stop()
@@ -512,3 +514,58 @@ def test_one_for_all_requeues_the_chunks_of_cancelled_actors() -> None:
         assert app.transport.committed(app.conf.id) == {("rq", 0): 16}
 
     run(main())
+
+
+def test_echo_sends_to_channels_and_yields() -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        src = app.topic("e-src", value_type=int, partitions=1)
+        copy = app.topic("e-copy", value_type=int, partitions=1)
+        seen: list[int] = []
+        copied: list[int] = []
+
+        @app.agent(src)
+        async def echoer(stream):
+            async for v in stream.echo(copy):
+                seen.append(v)
+
+        @app.agent(copy)
+        async def reader(stream):
+            async for v in stream:
+                copied.append(v)
+
+        await app.start()
+        for i in range(10):
+            await src.send(value=i)
+        await wait_until(lambda: len(seen) == 10 and len(copied) == 10, what="echo")
+        await app.stop()
+        assert seen == copied == list(range(10))
+
+    run(main())
+
+
+def test_undecodable_values_are_logged_skipped_and_committed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("bad", partitions=1)
+        got: list = []
+
+        @app.agent(topic)
+        async def reader(stream):
+            async for v in stream:
+                got.append(v)
+
+        await app.start()
+        for raw in [b'{"a": 1}', b"{not json", b' {"a": 2} ', b"[1, 2]", b"\xff\xfe", b"3"]:
+            await topic.send(value=raw)
+        await wait_until(lambda: len(got) == 4, what="the 4 good values")
+        await app.stop()
+        assert got == [{"a": 1}, {"a": 2}, [1, 2], 3]
+        assert app.monitor.decode_errors == 2
+        assert app.transport.committed(app.conf.id) == {("bad", 0): 6}
+
+    with caplog.at_level(logging.ERROR, logger="sabot.faust"):
+        run(main())
+    assert "bad[0]@1 does not decode" in caplog.text and "bad[0]@4 does not decode" in caplog.text

@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
+import pytest
 from faust_testutil import unique
 from sabot import kafka as sk
 
@@ -78,7 +80,18 @@ def test_worker_runs_and_sigterm_commits(tmp_path: Path, kafka_bootstrap: str) -
     assert "double" in r.stdout and topic in r.stdout and "Doubles numbers." in r.stdout
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sabot.cli", "-A", "wapp:app", "worker", "-l", "info"],
+        [
+            sys.executable,
+            "-m",
+            "sabot.cli",
+            "-A",
+            "wapp:app",
+            "worker",
+            "-l",
+            "info",
+            "--web-port",
+            "0",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -174,7 +187,7 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) 
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "sabot.cli", "-A", "kapp:app", "worker"],
+            [sys.executable, "-m", "sabot.cli", "-A", "kapp:app", "worker", "--web-port", "0"],
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -205,3 +218,36 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) 
     got = processed()
     assert set(got) == set(range(total))  # nothing skipped
     assert len(got) >= total  # at-least-once: re-processing allowed after the kill
+
+
+def test_agents_and_tables_commands_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sabot.faust.worker import main
+
+    mod = unique("capp").replace("-", "_")
+    (tmp_path / f"{mod}.py").write_text(
+        textwrap.dedent(
+            """
+            import sabot as faust
+            app = faust.App("capp", broker="memory://")
+            counts = app.Table("counts", default=int)
+
+            @app.agent(app.topic("words"), concurrency=2)
+            async def count(stream):
+                '''Counts words.'''
+                async for w in stream:
+                    counts[w] += 1
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["-A", f"{mod}:app", "agents", "--json"]) == 0
+    agents = json.loads(capsys.readouterr().out)
+    assert agents == [
+        {"name": "count", "topic": "words", "concurrency": "2", "help": "Counts words."}
+    ]
+    assert main(["-A", f"{mod}:app", "tables", "--json"]) == 0
+    tables = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in tables] == ["counts"] and tables[0]["kind"] == "Table"
