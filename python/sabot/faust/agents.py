@@ -52,7 +52,7 @@ class BatchState:
     """One consumer batch in flight: decoded columns (lazy) and the number of
     records not yet acknowledged."""
 
-    __slots__ = ("source", "batch", "pending", "_values", "_keys", "_arrow")
+    __slots__ = ("source", "batch", "pending", "_values", "_keys", "_arrow", "bad")
 
     def __init__(self, source: Source, batch: Any) -> None:
         self.source = source
@@ -61,6 +61,7 @@ class BatchState:
         self._values: list[Any] | None = None
         self._keys: list[Any] | None = None
         self._arrow: Any = None
+        self.bad: dict[int, Exception] | None = None  # values that did not decode
 
     def values(self) -> list[Any]:
         v = self._values
@@ -71,9 +72,29 @@ class BatchState:
             if batch.decoded is not None and from_arrow is not None:
                 v = from_arrow(batch.decoded)  # natively decoded: no JSON parse in Python
             else:
-                v = channel.decode_values(batch.values)
+                v, bad = channel.decode_values_safe(batch.values)
+                if bad:
+                    self._report_bad(bad)
+                    self.bad = bad
             self._values = v
         return v
+
+    def _report_bad(self, bad: dict[int, Exception]) -> None:
+        b = self.batch
+        src = self.source
+        src.app.monitor.decode_errors += len(bad)
+        for i, exc in list(bad.items())[:10]:
+            log.error(
+                "agent %s: value at %s[%s]@%s does not decode (%s: %s); skipped",
+                src.agent_name,
+                b.topics[i],
+                b.partitions[i],
+                b.offsets[i],
+                type(exc).__name__,
+                exc,
+            )
+        if len(bad) > 10:
+            log.error("agent %s: %d more undecodable values skipped", src.agent_name, len(bad) - 10)
 
     def keys(self) -> list[Any]:
         k = self._keys
@@ -579,7 +600,7 @@ class Agent:
         self.source: Source | None = None
         self.actors: list[Actor] = []
         self._supervisor: asyncio.Task | None = None
-        self._stop = asyncio.Event() if False else None
+        self._stop_event: asyncio.Event | None = None  # created in start() (needs a loop)
         self.stopping = False
         self.started = False
         self.results: dict[int, Any] | None = None  # test_context: offset -> last yield

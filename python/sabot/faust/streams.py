@@ -89,10 +89,21 @@ class Stream:
                 autoack = self._autoack
                 end = chunk.end
                 i = chunk.pos
-                while i < end:
-                    chunk.pos = i
-                    yield values[i]
-                    i += 1
+                bad = chunk.bs.bad
+                if bad is None:
+                    while i < end:
+                        chunk.pos = i
+                        yield values[i]
+                        i += 1
+                else:  # undecodable values (logged) are skipped and acknowledged
+                    while i < end:
+                        chunk.pos = i
+                        if i in bad:
+                            if not autoack:
+                                chunk.ack_index(i)
+                        else:
+                            yield values[i]
+                        i += 1
                 chunk.pos = end
                 if autoack:
                     chunk.ack_to(end)

@@ -542,3 +542,30 @@ def test_echo_sends_to_channels_and_yields() -> None:
         assert seen == copied == list(range(10))
 
     run(main())
+
+
+def test_undecodable_values_are_logged_skipped_and_committed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("bad", partitions=1)
+        got: list = []
+
+        @app.agent(topic)
+        async def reader(stream):
+            async for v in stream:
+                got.append(v)
+
+        await app.start()
+        for raw in [b'{"a": 1}', b"{not json", b' {"a": 2} ', b"[1, 2]", b"\xff\xfe", b"3"]:
+            await topic.send(value=raw)
+        await wait_until(lambda: len(got) == 4, what="the 4 good values")
+        await app.stop()
+        assert got == [{"a": 1}, {"a": 2}, [1, 2], 3]
+        assert app.monitor.decode_errors == 2
+        assert app.transport.committed(app.conf.id) == {("bad", 0): 6}
+
+    with caplog.at_level(logging.ERROR, logger="sabot.faust"):
+        run(main())
+    assert "bad[0]@1 does not decode" in caplog.text and "bad[0]@4 does not decode" in caplog.text

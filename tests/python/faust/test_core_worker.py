@@ -80,7 +80,18 @@ def test_worker_runs_and_sigterm_commits(tmp_path: Path, kafka_bootstrap: str) -
     assert "double" in r.stdout and topic in r.stdout and "Doubles numbers." in r.stdout
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sabot.cli", "-A", "wapp:app", "worker", "-l", "info"],
+        [
+            sys.executable,
+            "-m",
+            "sabot.cli",
+            "-A",
+            "wapp:app",
+            "worker",
+            "-l",
+            "info",
+            "--web-port",
+            "0",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -176,7 +187,7 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) 
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "sabot.cli", "-A", "kapp:app", "worker"],
+            [sys.executable, "-m", "sabot.cli", "-A", "kapp:app", "worker", "--web-port", "0"],
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
