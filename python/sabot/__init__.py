@@ -94,3 +94,16 @@ __all__ = [
     "upsert",
     "views",
 ]
+
+
+# -- Faust-compatible API (sabot.faust): `import sabot as faust` ---------------------
+# App, Record, Stream, Topic, Channel, Event, current_event, TumblingWindow,
+# HoppingWindow, uuid, ... resolve lazily so `import sabot` stays light.
+def __getattr__(name: str):  # noqa: ANN202
+    if not name.startswith("_"):
+        import importlib
+
+        _faust = importlib.import_module("sabot.faust")
+        if name in _faust.FAUST_NAMES:
+            return getattr(_faust, name)
+    raise AttributeError(f"module 'sabot' has no attribute {name!r}")
