@@ -74,8 +74,15 @@ def ensure_faust_venv(python: str = "python3") -> Path:
     if not (FAUST_VENV / "bin" / "python").exists():
         subprocess.run([python, "-m", "venv", str(FAUST_VENV)], check=True)
     subprocess.run(
-        [str(FAUST_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "-r",
-         str(FAUST_REQUIREMENTS)],
+        [
+            str(FAUST_VENV / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-r",
+            str(FAUST_REQUIREMENTS),
+        ],
         check=True,
     )
     marker.write_text(FAUST_REQUIREMENTS.read_text())
@@ -182,7 +189,9 @@ class OutputReader(threading.Thread):
         with self.progress:
             while self.covered < n:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited with {proc.returncode} at {self.covered}/{n}")
+                    raise RuntimeError(
+                        f"worker exited with {proc.returncode} at {self.covered}/{n}"
+                    )
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise RuntimeError(f"timed out at {self.covered}/{n} events covered")
@@ -203,8 +212,9 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def run_system(system: str, args: argparse.Namespace, in_topic: str, backlog: list[dict],
-               run_id: str) -> dict:
+def run_system(
+    system: str, args: argparse.Namespace, in_topic: str, backlog: list[dict], run_id: str
+) -> dict:
     out_topic = f"faust-bench-{run_id}-out-{system}"
     create_topics(args.bootstrap, [out_topic], args.partitions)
     env = dict(
@@ -221,8 +231,14 @@ def run_system(system: str, args: argparse.Namespace, in_topic: str, backlog: li
     if system == "faust":
         cmd = [str(ensure_faust_venv()), "-A", "faust_bench_app", "worker", "-l", "warn"]
     else:
-        cmd = [str(ROOT / ".venv" / "bin" / "sabot"), "-A", "faust_bench_app", "worker", "-l",
-               "warn"]
+        cmd = [
+            str(ROOT / ".venv" / "bin" / "sabot"),
+            "-A",
+            "faust_bench_app",
+            "worker",
+            "-l",
+            "warn",
+        ]
     cmd += ["--web-port", str(free_port())]
     reader = OutputReader(args.bootstrap, out_topic, args.partitions)
     reader.start()
@@ -306,8 +322,11 @@ def check_counts(system: str, records: list[tuple[float, int, dict]], inputs: li
         k = (v["key"], v["ts"] // WINDOW_MS)
         seen[k] = max(seen.get(k, 0), int(v["count"]))
     if seen != dict(reference):
-        diff = [(k, reference.get(k), seen.get(k)) for k in set(reference) | set(seen)
-                if reference.get(k) != seen.get(k)]
+        diff = [
+            (k, reference.get(k), seen.get(k))
+            for k in set(reference) | set(seen)
+            if reference.get(k) != seen.get(k)
+        ]
         raise RuntimeError(f"{system}: per-key window counts differ from the reference: {diff[:5]}")
     return True
 
@@ -336,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=int, default=10)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--bootstrap", default=os.environ.get("SABOT_KAFKA_BOOTSTRAP",
-                                                              "127.0.0.1:19092"))
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("SABOT_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="per phase, seconds")
     parser.add_argument("--report", help="write the results as JSON to this file")
     args = parser.parse_args(argv)
@@ -352,10 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     in_topic = f"faust-bench-{run_id}-in"
     create_topics(args.bootstrap, [in_topic], args.partitions)
     t = time.perf_counter()
-    backlog = produce(args.bootstrap, in_topic, make_events(args.events, args.keys, seed=1),
-                      int(time.time() * 1000))
-    print(f"filled {in_topic} with {args.events:,} events in {time.perf_counter() - t:.1f}s",
-          flush=True)
+    backlog = produce(
+        args.bootstrap,
+        in_topic,
+        make_events(args.events, args.keys, seed=1),
+        int(time.time() * 1000),
+    )
+    print(
+        f"filled {in_topic} with {args.events:,} events in {time.perf_counter() - t:.1f}s",
+        flush=True,
+    )
     results = []
     try:
         for system in systems:

@@ -63,7 +63,9 @@ if MODE == "batches":
                 .aggregate([("key", "count"), ("ts", "min")])
                 .to_pydict()
             )
-            for key, n, ts in zip(per_key["key"], per_key["key_count"], per_key["ts_min"]):
+            for key, n, ts in zip(
+                per_key["key"], per_key["key_count"], per_key["ts_min"], strict=True
+            ):
                 counts[key] += n
                 await out_topic.send(
                     key=key,
