@@ -154,6 +154,12 @@ def _cmd_savepoint(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # -- Faust worker CLI: `sabot -A module:app worker|agents|tables|send|status` --
+    faust_argv = list(sys.argv[1:] if argv is None else argv)
+    if faust_argv and (faust_argv[0] in ("-A", "--app") or faust_argv[0].startswith("--app=")):
+        from sabot.faust.worker import main as faust_main
+
+        return faust_main(faust_argv)
     parser = argparse.ArgumentParser(prog="sabot", description="Sabot stream processing engine")
     parser.add_argument("--version", action="version", version=f"sabot {sabot.__version__}")
     sub = parser.add_subparsers(dest="command")

@@ -65,7 +65,14 @@ class BatchState:
     def values(self) -> list[Any]:
         v = self._values
         if v is None:
-            v = self._values = self.source.channel.decode_values(self.batch.values)
+            batch = self.batch
+            channel = self.source.channel
+            from_arrow = getattr(channel.value_type, "from_arrow", None)
+            if batch.decoded is not None and from_arrow is not None:
+                v = from_arrow(batch.decoded)  # natively decoded: no JSON parse in Python
+            else:
+                v = channel.decode_values(batch.values)
+            self._values = v
         return v
 
     def keys(self) -> list[Any]:
@@ -87,19 +94,62 @@ class BatchState:
 
 
 def _values_to_arrow(bs: BatchState) -> Any:
+    """The values of a batch as a RecordBatch: decoded by the native consumer,
+    else decoded natively from the raw value column (JSON), else built from the
+    Python values."""
     import pyarrow as pa
 
     batch = bs.batch
     if batch.decoded is not None:
         return batch.decoded
-    schema = getattr(bs.source.channel.value_type, "arrow_schema", None)
+    channel = bs.source.channel
+    schema_fn = getattr(channel.value_type, "arrow_schema", None)
+    raw = batch.arrow
+    if raw is not None and channel.value_serializer == "json" and bs._values is None:
+        rb = _native_decode(bs.source, raw.column("value"), schema_fn)
+        if rb is not None:
+            return rb
     values = bs.values()
     rows = [v.asdict() if hasattr(v, "asdict") else v for v in values]
     if rows and not isinstance(rows[0], dict):
         return pa.RecordBatch.from_pydict({"value": rows})
-    if schema is not None:
-        return pa.RecordBatch.from_pylist(rows, schema=schema())
+    if schema_fn is not None:
+        return pa.RecordBatch.from_pylist(rows, schema=schema_fn())
     return pa.RecordBatch.from_pylist(rows)
+
+
+def _native_decode(source: Any, values: Any, schema_fn: Any) -> Any:
+    """JSON -> Arrow with the engine's decoder (schema from the Record type, or
+    inferred); None when unavailable or when some value does not fit."""
+    import pyarrow as pa
+
+    dec = getattr(source, "_decoder", None)
+    if dec is None:
+        from sabot import _sabot
+
+        if not hasattr(_sabot, "FaustDecoder"):
+            return None
+        fmt: dict[str, Any] = {"name": "json"}
+        if schema_fn is not None:
+            fmt["schema"] = schema_fn().__arrow_c_schema__()
+        dec = source._decoder = _sabot.FaustDecoder(fmt)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    rows, errors = dec.decode(values.__arrow_c_array__())
+    if errors or rows is None:
+        log.warning(
+            "%d values of %s did not decode natively (first: %s); decoding per record",
+            len(errors),
+            source.channel,
+            errors[0][1] if errors else "?",
+        )
+        return None
+
+    class _Caps:
+        def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+            return rows
+
+    return pa.record_batch(_Caps())
 
 
 class Chunk:
@@ -222,6 +272,7 @@ class Source:
         self.error: BaseException | None = None
         self.batches = 0
         self.records = 0
+        self._decoder: Any = None
 
     def inbox(self) -> ActorInbox:
         return ActorInbox(self)
@@ -343,6 +394,9 @@ class Source:
         pending = {tp: o for tp, o in self.committable.items() if self.committed.get(tp) != o}
         if not pending or self.consumer is None:
             return
+        # What the processed records produced (sinks, sends, changelogs) must be
+        # durable before their input offsets are committed.
+        await self.app.transport.flush()
         await self.consumer.commit(pending)
         self.committed.update(pending)
         self.app.monitor.commits += 1
@@ -402,12 +456,11 @@ class Source:
 
 
 def _topic_counts(batch: Any) -> Any:
-    ts = batch.topics
-    if ts and ts[0] == ts[-1] and len(batch.positions) <= 64:
-        t0 = ts[0]
-        if all(tp[0] == t0 for tp in batch.positions):
-            return ((t0, batch.n),)
-    return collections.Counter(ts).items()
+    positions = batch.positions
+    first = next(iter(positions))[0]
+    if all(tp[0] == first for tp in positions):
+        return ((first, batch.n),)
+    return collections.Counter(batch.topics).items()
 
 
 def _native_value_format(channel: Any) -> Any:

@@ -64,7 +64,9 @@ class AgentTestContext:
     ) -> Event:
         """Sends ``value`` to the agent and (``wait``) returns its Event once the
         agent processed it; an exception the agent raised on it is re-raised here."""
-        md = await self.channel.send(key=key, value=value, timestamp=timestamp, headers=headers)
+        md = await (
+            await self.channel.send(key=key, value=value, timestamp=timestamp, headers=headers)
+        )
         self.sent_offset = md.offset
         from sabot.faust.events import Message
 

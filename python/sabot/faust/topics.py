@@ -9,6 +9,7 @@ decoding), so the agent loop only indexes lists.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -208,24 +209,28 @@ class Topic:
         force: bool = False,
         **kw: Any,
     ) -> RecordMetadata:
-        """Serializes and produces one record; returns its metadata once the
-        broker acknowledged it."""
+        """Serializes and enqueues one record. As in Faust, the result is a
+        future: ``md = await (await topic.send(value=v))`` waits for the
+        broker's acknowledgement (RecordMetadata). Agents need not wait: offsets
+        are committed only after the producer flushed what was sent."""
         app = self.app
         if not self._declared:
             await self.maybe_declare()
         name = self.get_topic_name()
-        md = await app.transport.send(
-            name,
-            self.prepare_key(key, key_serializer),
-            self.prepare_value(value, value_serializer),
-            partition=partition,
-            headers=headers,
-            timestamp_ms=None if timestamp is None else int(timestamp * 1000),
-        )
+        k = self.prepare_key(key, key_serializer)
+        v = self.prepare_value(value, value_serializer)
+        ts = None if timestamp is None else int(timestamp * 1000)
+        transport = self.transport
+        while True:
+            try:
+                fut = transport.send_soon(name, k, v, partition, headers, ts)
+                break
+            except BufferError:  # producer queue full: let deliveries drain
+                await asyncio.sleep(0.005)
         app.monitor.on_send(name)
         if callback is not None:
-            callback(md)
-        return md
+            fut.add_done_callback(lambda f: callback(f.result()) if not f.exception() else None)
+        return fut
 
     def send_soon(self, *, key: Any = None, value: Any = None, **kw: Any) -> Any:
         """Schedules :meth:`send` on the running loop (returns the task)."""
@@ -234,7 +239,7 @@ class Topic:
         return asyncio.get_running_loop().create_task(self.send(key=key, value=value, **kw))
 
     async def send_raw(self, key: Any, value: Any, **kw: Any) -> RecordMetadata:
-        return await self.app.transport.send(self.get_topic_name(), key, value, **kw)
+        return await self.transport.send(self.get_topic_name(), key, value, **kw)
 
     def stream(self, **kw: Any) -> Any:
         """A stream of this topic's values (used by agents; also usable in an
@@ -299,16 +304,16 @@ class Channel(Topic):
     ) -> RecordMetadata:
         if not self._declared:
             await self.declare()
-        md = await self.transport.send(
+        fut = self.transport.send_soon(
             self.topics[0],
             key,
             value,
-            partition=0,
-            headers=headers,
-            timestamp_ms=None if timestamp is None else int(timestamp * 1000),
+            0,
+            headers,
+            None if timestamp is None else int(timestamp * 1000),
         )
         self.app.monitor.on_send(self.topics[0])
-        return md
+        return fut
 
     async def put(self, value: Any) -> RecordMetadata:
         return await self.send(value=value)

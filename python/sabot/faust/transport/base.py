@@ -113,6 +113,19 @@ class Transport:
     ) -> RecordMetadata:
         raise NotImplementedError
 
+    def send_soon(
+        self,
+        topic: str,
+        key: Any,
+        value: Any,
+        partition: int | None = None,
+        headers: Any = None,
+        timestamp_ms: int | None = None,
+    ) -> Any:
+        """Enqueues a record; returns a future of its RecordMetadata (raises
+        BufferError when the producer queue is full)."""
+        raise NotImplementedError
+
     async def send_many(self, topic: str, records: Sequence[tuple[Any, Any]]) -> None:
         """Sends (key, value) pairs; returns when all are acknowledged."""
         for k, v in records:

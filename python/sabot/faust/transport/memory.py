@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sabot.faust.events import Message
 from sabot.faust.transport.base import Batch, Consumer, RecordMetadata, Transport, normalize_headers
+from sabot.kafka import partition_for_key
 
 _SHARED: dict[str, MemoryBroker] = {}
 
@@ -83,7 +83,8 @@ class MemoryBroker:
                 t.rr += 1
             else:
                 kb = key if isinstance(key, (bytes, bytearray)) else repr(key).encode()
-                partition = zlib.crc32(kb) % n
+                # Kafka's Java default partitioner (murmur2), as the Kafka transport
+                partition = partition_for_key(bytes(kb), n)
         if not 0 <= partition < n:
             raise ValueError(
                 f"topic {topic!r} has {n} partitions; partition {partition} does not exist"
@@ -256,10 +257,14 @@ class MemoryTransport(Transport):
         partition: int | None = None,
         headers: Any = None,
         timestamp_ms: int | None = None,
-    ) -> RecordMetadata:
-        return self.broker.append(
-            topic, key, value, partition, normalize_headers(headers), timestamp_ms
+    ) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(
+            self.broker.append(
+                topic, key, value, partition, normalize_headers(headers), timestamp_ms
+            )
         )
+        return fut
 
     async def read_to_end(self, topic: str) -> AsyncIterator[Message]:
         t = self.broker.topic(topic)

@@ -1,0 +1,511 @@
+"""``kafka://host:port``: the Kafka transport (librdkafka).
+
+Consumers poll whole batches (``consume(n)``) on one worker thread per
+consumer, so the event loop never blocks on the broker and polling overlaps
+with the agent bodies; the batch is turned into columns there. Offsets are
+committed explicitly (``enable.auto.commit=false``) with the positions the
+agent runtime hands over: never past a record still in flight. The producer
+uses Kafka's Java-compatible murmur2 partitioner, so keys land in the same
+partitions as with Faust or any Java client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sabot import kafka as sk
+from sabot.faust.events import Message
+from sabot.faust.transport.base import Batch, Consumer, RecordMetadata, Transport
+
+log = logging.getLogger("sabot.faust.kafka")
+
+
+def _bootstrap(url: str) -> str:
+    hosts = []
+    for part in str(url).split(";"):
+        part = part.strip()
+        if part.startswith("kafka://"):
+            part = part[len("kafka://") :]
+        hosts.append(part.rstrip("/"))
+    return ",".join(h for h in hosts if h)
+
+
+class KafkaConsumer(Consumer):
+    """A group member (``enable.auto.commit=false``) driven by one thread."""
+
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], group: str, config: dict[str, Any]
+    ) -> None:
+        import confluent_kafka as ck
+
+        self._ck = ck
+        conf = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": 50,
+            "queued.max.messages.kbytes": 65536,
+        }
+        conf.update(config)
+        self.group = group
+        self.topics = list(topics)
+        self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
+        self._consumer = ck.Consumer(conf)
+        self._consumer.subscribe(self.topics)
+        self._assigned: set[tuple[str, int]] = set()
+        self.closed = False
+        self.errors = 0
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return set(self._assigned)
+
+    def _poll(self, max_records: int, timeout: float) -> Batch | None:
+        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        if not msgs:
+            return None
+        good = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                good.append(m)
+            elif err.code() != self._ck.KafkaError._PARTITION_EOF:
+                self.errors += 1
+                log.warning("consumer %s: %s", self.group, err)
+        if not good:
+            return None
+        topics = [m.topic() for m in good]
+        partitions = [m.partition() for m in good]
+        offsets = [m.offset() for m in good]
+        timestamps = [m.timestamp()[1] for m in good]
+        keys = [m.key() for m in good]
+        values = [m.value() for m in good]
+        hdrs = [m.headers() for m in good]
+        headers = [dict(h) if h else None for h in hdrs] if any(hdrs) else None
+        positions: dict[tuple[str, int], int] = {}
+        for t, p, o in zip(topics, partitions, offsets, strict=True):
+            positions[(t, p)] = o + 1  # offsets grow within a partition
+        return Batch(
+            n=len(good),
+            topics=topics,
+            partitions=partitions,
+            offsets=offsets,
+            timestamps=timestamps,
+            keys=keys,
+            values=values,
+            headers=headers,
+            positions=positions,
+        )
+
+    async def getmany(self, max_records: int, timeout: float) -> Batch | None:
+        if self.closed:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._exec, self._poll, max_records, timeout)
+
+    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
+        tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except self._ck.KafkaException as exc:
+            # e.g. partitions revoked by a rebalance: their new owner re-reads
+            # from the last commit (at-least-once), nothing is skipped.
+            log.warning("consumer %s: offset commit failed: %s", self.group, exc)
+
+    async def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        if self.closed or not positions:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._exec, self._commit, dict(positions))
+
+    def committed(self, timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        assignment = self._consumer.assignment()
+        out = {}
+        for tp in self._consumer.committed(assignment, timeout=timeout):
+            out[(tp.topic, tp.partition)] = tp.offset
+        return out
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._exec, self._consumer.close)
+        self._exec.shutdown(wait=False)
+
+
+class KafkaBatch(Batch):
+    """A batch polled by the native consumer: Arrow columns, turned into Python
+    lists only when (and as far as) the agent needs them."""
+
+    __slots__ = ("_cols",)
+
+    def __init__(self, raw: Any, decoded: Any, positions: dict[tuple[str, int], int]) -> None:
+        self._cols: dict[str, Any] = {}
+        self.n = raw.num_rows
+        self.arrow = raw
+        self.decoded = decoded
+        self.positions = positions
+        self.objects = False
+
+    def _col(self, name: str) -> Any:
+        v = self._cols.get(name)
+        if v is None:
+            v = self._cols[name] = self.arrow.column(name).to_pylist()
+        return v
+
+    @property
+    def topics(self) -> list[str]:  # type: ignore[override]
+        return self._col("topic")
+
+    @property
+    def partitions(self) -> list[int]:  # type: ignore[override]
+        return self._col("partition")
+
+    @property
+    def offsets(self) -> list[int]:  # type: ignore[override]
+        return self._col("offset")
+
+    @property
+    def timestamps(self) -> list[int]:  # type: ignore[override]
+        return self._col("timestamp")
+
+    @property
+    def keys(self) -> list[Any]:  # type: ignore[override]
+        return self._col("key")
+
+    @property
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return self._col("value")
+
+    @property
+    def headers(self) -> list[Any] | None:  # type: ignore[override]
+        if self.arrow.schema.get_field_index("headers") < 0:
+            return None
+        h = self._cols.get("headers")
+        if h is None:
+            h = self._cols["headers"] = [
+                None if x is None else {e["key"]: e["value"] for e in x}
+                for x in self.arrow.column("headers").to_pylist()
+            ]
+        return h
+
+    def topic_counts(self) -> Any:
+        import pyarrow.compute as pc
+
+        vc = pc.value_counts(self.arrow.column("topic").dictionary_decode())
+        return [(d["values"], d["counts"]) for d in vc.to_pylist()]
+
+
+class NativeKafkaConsumer(Consumer):
+    """The native consumer (``_sabot.FaustConsumer``): librdkafka batches land in
+    Arrow columns and, for topics with a Record value type, are decoded to Arrow
+    natively, all without the GIL."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        group: str,
+        config: dict[str, Any],
+        value_format: Any,
+    ) -> None:
+        from sabot import _sabot
+
+        fmt = None
+        if value_format is not None:
+            fmt = {"name": value_format["name"]}
+            if value_format.get("schema") is not None:
+                fmt["schema"] = value_format["schema"].__arrow_c_schema__()
+        self.group = group
+        self.topics = list(topics)
+        self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
+        self._native = _sabot.FaustConsumer(bootstrap, group, self.topics, dict(config), fmt)
+        self.closed = False
+        self.decode_failures = 0
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {tuple(tp) for tp in self._native.assignment()}  # type: ignore[misc]
+
+    def _poll(self, max_records: int, timeout: float) -> Batch | None:
+        import pyarrow as pa
+
+        raw, decoded, positions, errors, warnings = self._native.poll(
+            max_records, int(timeout * 1000)
+        )
+        for w in warnings:
+            log.warning("consumer %s: %s", self.group, w)
+        if raw is None:
+            return None
+        rb = pa.record_batch(_Capsules(raw))
+        if errors:
+            self.decode_failures += len(errors)
+            log.warning(
+                "consumer %s: %d values did not decode to the Record schema (first: %s); "
+                "decoding this batch per record",
+                self.group,
+                len(errors),
+                errors[0][1],
+            )
+        dec = pa.record_batch(_Capsules(decoded)) if decoded is not None else None
+        return KafkaBatch(rb, dec, {(t, p): o for t, p, o in positions})
+
+    async def getmany(self, max_records: int, timeout: float) -> Batch | None:
+        if self.closed:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._exec, self._poll, max_records, timeout)
+
+    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
+        try:
+            self._native.commit([(t, p, o) for (t, p), o in positions.items()])
+        except RuntimeError as exc:
+            # e.g. partitions revoked by a rebalance: their new owner re-reads
+            # from the last commit (at-least-once), nothing is skipped.
+            log.warning("consumer %s: offset commit failed: %s", self.group, exc)
+
+    async def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        if self.closed or not positions:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._exec, self._commit, dict(positions))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._exec, self._native.close)
+        except RuntimeError as exc:
+            log.warning("consumer %s: close: %s", self.group, exc)
+        self._exec.shutdown(wait=False)
+
+
+class _Capsules:
+    """Wraps a (schema, array) capsule pair for pyarrow's __arrow_c_array__ import."""
+
+    def __init__(self, caps: Any) -> None:
+        self._caps = caps
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+        return self._caps
+
+
+def native_consumer_available() -> bool:
+    from sabot import _sabot
+
+    return hasattr(_sabot, "FaustConsumer")
+
+
+class KafkaTransport(Transport):
+    """``kafka://host:port[;host2:port]``."""
+
+    def __init__(self, url: str, default_partitions: int = 8, **config: Any) -> None:
+        import confluent_kafka as ck
+
+        self._ck = ck
+        self.url = url
+        self.bootstrap = _bootstrap(url)
+        self.default_partitions = default_partitions
+        self.consumer_config: dict[str, Any] = {}
+        self._producer: Any = None
+        self._poller: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._partitions: dict[str, int] = {}
+        impl = os.environ.get("SABOT_FAUST_CONSUMER", "native")
+        if impl == "native" and not native_consumer_available():
+            impl = "confluent"
+        self.consumer_impl = impl
+
+    # -- producer ------------------------------------------------------------------
+
+    def _ensure_producer(self) -> Any:
+        if self._producer is None:
+            self._producer = self._ck.Producer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "partitioner": "murmur2_random",
+                    "linger.ms": 5,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                }
+            )
+            self._poller = threading.Thread(
+                target=self._poll_producer, name="kafka-producer", daemon=True
+            )
+            self._poller.start()
+        return self._producer
+
+    def _poll_producer(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.05)
+
+    def send_soon(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: Any = None,
+        timestamp_ms: int | None = None,
+    ) -> asyncio.Future:
+        """Enqueues the record in the producer; the returned future resolves to
+        its RecordMetadata once the broker acknowledged it. Raises BufferError
+        when the producer's queue is full."""
+        producer = self._ensure_producer()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(err: Any, msg: Any) -> None:
+            if err is not None:
+                exc = RuntimeError(f"Kafka delivery to {topic} failed: {err}")
+                loop.call_soon_threadsafe(_set_exc, fut, exc)
+            else:
+                md = RecordMetadata(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
+                loop.call_soon_threadsafe(_set_result, fut, md)
+
+        kw: dict[str, Any] = {"on_delivery": done}
+        if partition is not None:
+            kw["partition"] = partition
+        if headers:
+            items = headers.items() if isinstance(headers, dict) else headers
+            kw["headers"] = [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
+        if timestamp_ms is not None:
+            kw["timestamp"] = int(timestamp_ms)
+        producer.produce(topic, value=value, key=key, **kw)
+        return fut
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: Any = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        while True:
+            try:
+                fut = self.send_soon(topic, key, value, partition, headers, timestamp_ms)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                await asyncio.sleep(0.005)
+        return await fut
+
+    async def flush(self) -> None:
+        if self._producer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, 30)
+
+    async def close(self) -> None:
+        await self.flush()
+        self._closing.set()
+        if self._poller is not None:
+            self._poller.join(5)
+
+    # -- admin ---------------------------------------------------------------------
+
+    async def create_topic(self, name: str, partitions: int, compacted: bool = False) -> None:
+        config = {"cleanup.policy": "compact"} if compacted else {}
+        await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: sk.create_topic(
+                name, partitions, bootstrap=self.bootstrap, config=config, exist_ok=True
+            ),
+        )
+
+    def partitions(self, topic: str) -> int:
+        n = self._partitions.get(topic)
+        if n is None:
+            n = self._partitions[topic] = len(sk.watermarks(topic, bootstrap=self.bootstrap))
+        return n
+
+    def end_offsets(self, topic: str) -> list[int]:
+        return [hi for _, hi in sk.watermarks(topic, bootstrap=self.bootstrap)]
+
+    def committed(self, group: str, topic: str) -> dict[tuple[str, int], int]:
+        """The committed offsets of ``group`` on ``topic`` (monitoring, tests)."""
+        c = self._ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        try:
+            tps = [self._ck.TopicPartition(topic, p) for p in range(self.partitions(topic))]
+            return {(tp.topic, tp.partition): tp.offset for tp in c.committed(tps, timeout=10)}
+        finally:
+            c.close()
+
+    async def read_to_end(self, topic: str) -> AsyncIterator[Message]:
+        loop = asyncio.get_running_loop()
+        marks = await loop.run_in_executor(
+            None, lambda: sk.watermarks(topic, bootstrap=self.bootstrap)
+        )
+        want = {p: hi for p, (lo, hi) in enumerate(marks) if hi > lo}
+        if not want:
+            return
+        c = self._ck.Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"sabot-recovery-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        ex = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            c.assign([self._ck.TopicPartition(topic, p, self._ck.OFFSET_BEGINNING) for p in want])
+            deadline = time.monotonic() + 120
+            while want:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {topic} to its end offsets took over 120s")
+                msgs = await loop.run_in_executor(ex, lambda: c.consume(4096, 0.2))
+                for m in msgs:
+                    if m.error() is not None:
+                        continue
+                    p = m.partition()
+                    end = want.get(p)
+                    if end is None or m.offset() >= end:
+                        continue
+                    yield Message(
+                        topic,
+                        p,
+                        m.offset(),
+                        m.timestamp()[1] / 1000.0,
+                        m.key(),
+                        m.value(),
+                        dict(m.headers() or []),
+                    )
+                    if m.offset() + 1 >= end:
+                        del want[p]
+        finally:
+            await loop.run_in_executor(ex, c.close)
+            ex.shutdown(wait=False)
+
+    def consumer(
+        self, topics: Sequence[str], group: str, *, value_format: Any = None, objects: bool = False
+    ) -> Consumer:
+        """A group member: the native consumer when the extension has it (and
+        SABOT_FAUST_CONSUMER is not ``confluent``), else librdkafka through
+        confluent-kafka."""
+        if self.consumer_impl == "native":
+            return NativeKafkaConsumer(
+                self.bootstrap, topics, group, self.consumer_config, value_format
+            )
+        return KafkaConsumer(self.bootstrap, topics, group, self.consumer_config)
+
+
+def _set_result(fut: asyncio.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exc(fut: asyncio.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
