@@ -22,7 +22,8 @@ Measured per system:
 * throughput: backlog events / (time of the last backlog output - time of the
   first output), times taken from the output messages' timestamps;
 * p99 end-to-end latency: once the backlog is done, the harness produces
-  ``--latency-rate`` events/s for ``--latency-seconds`` s, each stamped with
+  ``--latency-rate`` events/s for ``--latency-seconds`` s into a second topic
+  of that run (the app reads both topics), each stamped with
   its send time; latency = arrival of its output at the harness - send time
   (for the batch path an output covers several events and counts with the
   oldest of them, an upper bound);
@@ -236,7 +237,8 @@ def run_system(
 ) -> dict:
     out_topic = f"faust-bench-{run_id}-out-{system}"
     app_id = f"faust-bench-{run_id}-{system}"
-    create_topics(args.bootstrap, [out_topic], args.partitions)
+    live_topic = f"faust-bench-{run_id}-live-{system}"
+    create_topics(args.bootstrap, [out_topic, live_topic], args.partitions)
     # The table's changelog, created up front for every system alike.
     create_topics(
         args.bootstrap,
@@ -250,6 +252,7 @@ def run_system(
         BENCH_MODE="batches" if system == "sabot-batches" else "record",
         BENCH_APP_ID=app_id,
         BENCH_IN_TOPIC=in_topic,
+        BENCH_LIVE_TOPIC=live_topic,
         BENCH_OUT_TOPIC=out_topic,
         BENCH_PARTITIONS=str(args.partitions),
         BENCH_BOOTSTRAP=args.bootstrap,
@@ -293,7 +296,7 @@ def run_system(
                 producer.poll(min(delay, 0.01))
             ts = int(time.time() * 1000)
             value = {"key": key, "ts": ts, "amount": amount}
-            producer.produce(in_topic, json.dumps(value).encode(), key.encode(), timestamp=ts)
+            producer.produce(live_topic, json.dumps(value).encode(), key.encode(), timestamp=ts)
             producer.poll(0)
             sent.append(value)
         producer.flush(30)
@@ -387,10 +390,10 @@ def markdown(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--latency-rate", type=int, default=1000)
+    parser.add_argument("--latency-rate", type=int, default=200)
     parser.add_argument("--latency-seconds", type=int, default=10)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument(

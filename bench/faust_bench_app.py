@@ -13,7 +13,10 @@ from ``stream.batches()``: counts are taken per key and batch with pyarrow,
 added to the same table, and one output message per key and batch carries
 ``n`` (the events it covers) and ``ts`` (the oldest event time among them).
 
-Environment: BENCH_APP_ID, BENCH_IN_TOPIC, BENCH_OUT_TOPIC, BENCH_PARTITIONS,
+The agent reads two topics: the shared backlog (``BENCH_IN_TOPIC``) and the
+run's own topic of live events for the latency phase (``BENCH_LIVE_TOPIC``).
+
+Environment: BENCH_APP_ID, BENCH_IN_TOPIC, BENCH_LIVE_TOPIC, BENCH_OUT_TOPIC, BENCH_PARTITIONS,
 BENCH_BOOTSTRAP (default 127.0.0.1:19092).
 """
 
@@ -41,7 +44,8 @@ app = faust.App(
     topic_partitions=PARTITIONS,
     value_serializer="json",
 )
-events_topic = app.topic(IN_TOPIC, key_type=str, value_serializer="json")
+LIVE_TOPIC = os.environ.get("BENCH_LIVE_TOPIC", "faust-bench-live")
+events_topic = app.topic(IN_TOPIC, LIVE_TOPIC, key_type=str, value_serializer="json")
 out_topic = app.topic(OUT_TOPIC, key_type=str, value_serializer="json")
 counts = (
     app.Table("bench-counts", default=int, partitions=PARTITIONS)
