@@ -293,3 +293,46 @@ def test_timer_rejects_sync_functions_and_bad_intervals() -> None:
         app.timer(0)
     with pytest.raises(CronSyntaxError):
         app.crontab("every day")
+
+
+def test_on_leader_runs_on_exactly_one_worker_of_the_group() -> None:
+    async def main() -> None:
+        broker = f"memory://{unique('leaders')}"  # one in-process broker for both apps
+        app_id = unique("leader")
+        runs: dict[str, int] = {"a": 0, "b": 0}
+        apps = {}
+        for name in ("a", "b"):
+            app = faust.App(app_id, broker=broker)
+
+            def make(n: str):
+                async def leader_only():
+                    runs[n] += 1
+
+                leader_only.__qualname__ = f"leader_only_{n}"
+                return leader_only
+
+            app.timer(interval=0.01, on_leader=True)(make(name))
+            apps[name] = app
+        await apps["a"].start()
+        await apps["b"].start()
+
+        def leaders() -> list[str]:
+            return [n for n, a in apps.items() if a._sabot_timer_service.is_leader()]
+
+        await wait_until(lambda: len(leaders()) == 1, what="one leader")
+        (leader,) = leaders()
+        other = "b" if leader == "a" else "a"
+        before = runs[other]
+        skipped = apps[other]._sabot_timer_service.timers[0]
+        await wait_until(
+            lambda: runs[leader] >= 3 and skipped.skipped_not_leader >= 2,
+            what="leader ticks, skipped ticks on the other",
+        )
+        assert leaders() == [leader] and runs[other] == before
+        await apps[leader].stop()
+        await wait_until(lambda: apps[other]._sabot_timer_service.is_leader(), what="failover")
+        n = runs[other]
+        await wait_until(lambda: runs[other] >= n + 2, what="ticks on the new leader")
+        await apps[other].stop()
+
+    run(main())
