@@ -406,6 +406,7 @@ class WebServer:
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self.requests = 0
+        self.bind_error: str | None = None
         self._connections: set[asyncio.Task] = set()
 
     def add_route(self, path: str, view: type[View], name: str | None = None) -> None:
@@ -426,11 +427,16 @@ class WebServer:
         try:
             self.server = await asyncio.start_server(self._serve, host, port)
         except OSError as e:
-            raise OSError(
-                e.errno,
-                f"web server of app {self.app.conf.id}: cannot listen on "
-                f"{host}:{port}: {e.strerror}",
-            ) from e
+            # The worker keeps processing without its web server: pages, /status
+            # and /metrics are unavailable, which is logged loudly, not hidden.
+            self.bind_error = f"cannot listen on {host}:{port}: {e.strerror or e}"
+            log.error(
+                "web server of app %s: %s; running without it (choose another "
+                "port with --web-port or web_port=)",
+                self.app.conf.id,
+                self.bind_error,
+            )
+            return
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("web server of %s on http://%s:%d", self.app.conf.id, host, self.port)
 

@@ -244,3 +244,34 @@ def test_duplicate_route_and_disabled_web() -> None:
         await off.stop()
 
     run(main())
+
+
+def test_a_taken_port_is_logged_and_the_app_keeps_running(caplog) -> None:
+    async def main() -> None:
+        first = make_app()
+        await first.start()
+        taken = first._sabot_web_server.port
+        second = faust.App(unique("web"), broker="memory://", web_port=taken)
+        seen = []
+        topic = second.topic("t", value_type=str, value_serializer="raw")
+
+        @second.agent(topic)
+        async def consume(stream):
+            async for v in stream:
+                seen.append(v)
+
+        @second.page("/x/")
+        async def x(web, request):
+            return {}
+
+        with caplog.at_level("ERROR", logger="sabot.faust.web"):
+            await second.start()
+        server = second._sabot_web_server
+        assert server.port is None and f"{taken}" in server.bind_error
+        assert any("running without it" in r.message for r in caplog.records)
+        await topic.send(value="still processing")
+        await wait_until(lambda: len(seen) == 1, what="the agent")
+        await second.stop()
+        await first.stop()
+
+    run(main())
