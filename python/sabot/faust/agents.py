@@ -52,7 +52,7 @@ class BatchState:
     """One consumer batch in flight: decoded columns (lazy) and the number of
     records not yet acknowledged."""
 
-    __slots__ = ("source", "batch", "pending", "_values", "_keys", "_arrow")
+    __slots__ = ("source", "batch", "pending", "_values", "_keys", "_arrow", "bad")
 
     def __init__(self, source: Source, batch: Any) -> None:
         self.source = source
@@ -61,6 +61,7 @@ class BatchState:
         self._values: list[Any] | None = None
         self._keys: list[Any] | None = None
         self._arrow: Any = None
+        self.bad: dict[int, Exception] | None = None  # values that did not decode
 
     def values(self) -> list[Any]:
         v = self._values
@@ -71,9 +72,29 @@ class BatchState:
             if batch.decoded is not None and from_arrow is not None:
                 v = from_arrow(batch.decoded)  # natively decoded: no JSON parse in Python
             else:
-                v = channel.decode_values(batch.values)
+                v, bad = channel.decode_values_safe(batch.values)
+                if bad:
+                    self._report_bad(bad)
+                    self.bad = bad
             self._values = v
         return v
+
+    def _report_bad(self, bad: dict[int, Exception]) -> None:
+        b = self.batch
+        src = self.source
+        src.app.monitor.decode_errors += len(bad)
+        for i, exc in list(bad.items())[:10]:
+            log.error(
+                "agent %s: value at %s[%s]@%s does not decode (%s: %s); skipped",
+                src.agent_name,
+                b.topics[i],
+                b.partitions[i],
+                b.offsets[i],
+                type(exc).__name__,
+                exc,
+            )
+        if len(bad) > 10:
+            log.error("agent %s: %d more undecodable values skipped", src.agent_name, len(bad) - 10)
 
     def keys(self) -> list[Any]:
         k = self._keys
@@ -156,7 +177,7 @@ class Chunk:
     """A range [start, end) of a batch handed to one actor; ``pos`` is the record
     the actor is at."""
 
-    __slots__ = ("bs", "start", "end", "pos", "acked_to", "acked")
+    __slots__ = ("bs", "start", "end", "pos", "acked_to", "acked", "owner")
 
     def __init__(self, bs: BatchState, start: int, end: int) -> None:
         self.bs = bs
@@ -165,6 +186,7 @@ class Chunk:
         self.pos = start
         self.acked_to = start  # auto-ack: records [start, acked_to) acknowledged
         self.acked: bytearray | None = None  # noack mode: per-record flags
+        self.owner: Any = None  # the stream iterating it
 
     def values(self) -> list[Any]:
         return self.bs.values()
@@ -240,6 +262,12 @@ class ActorInbox:
 
     def chunk_done(self, chunk: Chunk) -> None:
         pass
+
+    def requeue(self, chunk: Chunk) -> None:
+        if self.resume is None:
+            self.resume = chunk
+        else:
+            self.source.requeue(chunk)
 
 
 class Source:
@@ -363,7 +391,7 @@ class Source:
             q = self.queue
             if q:
                 c = q.popleft()
-                self.queued -= c.end - c.start
+                self.queued -= c.end - c.pos
                 if self.queued < self.max_queued:
                     self._space.set()
                 return c
@@ -377,6 +405,12 @@ class Source:
 
     def chunk_done(self, chunk: Chunk) -> None:
         pass
+
+    def requeue(self, chunk: Chunk) -> None:
+        """Puts an unfinished chunk back at the front of the queue."""
+        self.queue.appendleft(chunk)
+        self.queued += chunk.end - chunk.pos
+        self._data.set()
 
     def _advance(self) -> None:
         tracker = self.tracker
@@ -394,31 +428,28 @@ class Source:
         pending = {tp: o for tp, o in self.committable.items() if self.committed.get(tp) != o}
         if not pending or self.consumer is None:
             return
-        # What the processed records produced (sinks, sends, changelogs) must be
-        # durable before their input offsets are committed.
+        # What the processed records produced (sinks, sends, table changelogs)
+        # must be durable before their input offsets are committed.
+        for table in list(self.app.tables.values()):
+            flush = getattr(table, "flush", None)
+            if flush is not None:
+                await flush()
         await self.app.transport.flush()
         await self.consumer.commit(pending)
         self.committed.update(pending)
         self.app.monitor.commits += 1
 
     async def _commit_loop(self) -> None:
+        """Every ``broker_commit_interval`` seconds: commit the completed prefix."""
         interval = self.app.conf.broker_commit_interval
         while not self.closed:
-            self._progress.clear()
-            try:
-                await asyncio.wait_for(self._progress.wait(), interval)
-            except TimeoutError:
-                pass
-            # wait the rest of the interval after progress so commits batch up
+            await asyncio.sleep(interval)
             try:
                 await self.commit()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("offset commit of %s (group %s) failed", self.channel, self.group)
-            if self.fetch_done and not self.queue and not self.tracker:
-                await asyncio.sleep(0)
-            await asyncio.sleep(interval)
 
     def stop_fetching(self) -> None:
         self.stopping = True
@@ -742,6 +773,7 @@ class Agent:
                 self._test_error = exc
             raise
         finally:
+            await stream._close()
             for s in scope:
                 await s.close()
 
@@ -762,8 +794,9 @@ class Agent:
         else:
             chunk.ack_index(i)
         chunk.pos = i + 1
-        if cur._root._source is actor.inbox and chunk.pos < chunk.end:
-            actor.inbox.resume = chunk
+        chunk.owner = None  # the failed iteration must not requeue it again
+        if chunk.pos < chunk.end:
+            cur._root._source.requeue(chunk)
         return f" on {msg.topic}[{msg.partition}]@{msg.offset}"
 
     async def _execute(self, stream: Stream) -> None:
@@ -868,6 +901,31 @@ class Agent:
             return await asyncio.wait_for(fut, timeout)
         finally:
             replies.forget(cid)
+
+    async def map(self, values: Any, *, key: Any = None, timeout: float = 30.0) -> Any:
+        """Asks the agent for each value (concurrently); yields the replies in order."""
+        futs = [asyncio.ensure_future(self.ask(value=v, key=key, timeout=timeout)) for v in values]
+        for f in futs:
+            yield await f
+
+    async def kvmap(self, items: Any, *, timeout: float = 30.0) -> Any:
+        """Asks for each (key, value); yields (key, reply) in order."""
+        items = list(items.items() if isinstance(items, dict) else items)
+        futs = [asyncio.ensure_future(self.ask(value=v, key=k, timeout=timeout)) for k, v in items]
+        for (k, _), f in zip(items, futs, strict=True):
+            yield k, await f
+
+    async def join(self, values: Any, *, key: Any = None, timeout: float = 30.0) -> list[Any]:
+        """Asks for every value concurrently; the replies as a list, in order."""
+        return list(
+            await asyncio.gather(*(self.ask(value=v, key=key, timeout=timeout) for v in values))
+        )
+
+    async def kvjoin(self, items: Any, *, timeout: float = 30.0) -> list[Any]:
+        items = list(items.items() if isinstance(items, dict) else items)
+        return list(
+            await asyncio.gather(*(self.ask(value=v, key=k, timeout=timeout) for k, v in items))
+        )
 
     def test_context(self, **kw: Any) -> Any:
         """``async with agent.test_context() as agent:``: runs the agent on an

@@ -76,6 +76,7 @@ class Monitor:
         self.agent_restarts: collections.Counter[str] = collections.Counter()
         self.circuit_open: dict[str, bool] = {}
         self.commits = 0
+        self.decode_errors = 0
         self.batches_in = 0
         self.messages_sent = 0
 
@@ -98,6 +99,7 @@ class Monitor:
             "agent_restarts": dict(self.agent_restarts),
             "circuit_open": dict(self.circuit_open),
             "commits": self.commits,
+            "decode_errors": self.decode_errors,
             "batches_in": self.batches_in,
             "messages_sent": self.messages_sent,
         }

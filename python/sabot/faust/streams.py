@@ -45,6 +45,7 @@ class Stream:
         self._chunk: Any = None  # root: chunk being read
         self._autoack = True
         self._owned: list[Any] = []  # sources/tasks created by operators (group_by ...)
+        self._gens: list[Any] = []  # root iterations (closed when the actor ends)
         self.concurrency_index = 0
 
     # -- construction ------------------------------------------------------------------
@@ -68,7 +69,9 @@ class Stream:
     def __aiter__(self) -> AsyncIterator[Any]:
         if self._gen is not None:
             return self._gen()
-        return self._iter_root()
+        gen = self._iter_root()
+        self._gens.append(gen)
+        return gen
 
     async def _iter_root(self) -> AsyncIterator[Any]:
         src = self._source
@@ -80,44 +83,83 @@ class Stream:
                 chunk = await src.next_chunk()
                 if chunk is None:
                     return
+                chunk.owner = self
                 self._chunk = chunk
                 values = chunk.values()
                 autoack = self._autoack
                 end = chunk.end
                 i = chunk.pos
-                while i < end:
-                    chunk.pos = i
-                    yield values[i]
-                    i += 1
+                bad = chunk.bs.bad
+                if bad is None:
+                    while i < end:
+                        chunk.pos = i
+                        yield values[i]
+                        i += 1
+                else:  # undecodable values (logged) are skipped and acknowledged
+                    while i < end:
+                        chunk.pos = i
+                        if i in bad:
+                            if not autoack:
+                                chunk.ack_index(i)
+                        else:
+                            yield values[i]
+                        i += 1
                 chunk.pos = end
                 if autoack:
                     chunk.ack_to(end)
                 src.chunk_done(chunk)
         finally:
-            self._chunk = None
+            self._release_chunk()
 
-    async def batches(self) -> AsyncIterator[Any]:
+    def _release_chunk(self) -> None:
+        """The iteration stopped inside a chunk (cancelled, closed): the rest of
+        it, from the record in process, goes back to the source, so its records
+        are processed (and acknowledged) by the next reader instead of holding
+        back the commits forever."""
+        chunk, self._chunk = self._chunk, None
+        if chunk is not None and chunk.owner is self and chunk.pos < chunk.end:
+            chunk.owner = None
+            self._source.requeue(chunk)
+
+    async def _close(self) -> None:
+        """Closes the root iterations of this stream (requeueing unfinished chunks)."""
+        gens, self._gens = self._gens, []
+        for g in gens:
+            try:
+                await g.aclose()
+            except (Exception, asyncio.CancelledError):
+                pass
+
+    def batches(self) -> AsyncIterator[Any]:
         """The fast path: yields ``pyarrow.RecordBatch``es of the decoded values
         (natively decoded for Kafka topics with a Record value type or JSON). A
         batch is acknowledged when the next one is requested."""
-        root = self._root
-        if root is not self:
+        if self._root is not self:
             raise TypeError("batches() is only available on an agent's stream, not a derived one")
+        gen = self._iter_batches()
+        self._gens.append(gen)
+        return gen
+
+    async def _iter_batches(self) -> AsyncIterator[Any]:
         src = self._source
         for owned in self._owned:
             await owned.ensure_started()
         _set_current_source(self)
-        while True:
-            chunk = await src.next_chunk()
-            if chunk is None:
-                return
-            self._chunk = chunk
-            rb = chunk.arrow_values()
-            yield rb
-            chunk.pos = chunk.end
-            if self._autoack:
-                chunk.ack_to(chunk.end)
-            src.chunk_done(chunk)
+        try:
+            while True:
+                chunk = await src.next_chunk()
+                if chunk is None:
+                    return
+                chunk.owner = self
+                self._chunk = chunk
+                rb = chunk.arrow_values()
+                yield rb
+                chunk.pos = chunk.end
+                if self._autoack:
+                    chunk.ack_to(chunk.end)
+                src.chunk_done(chunk)
+        finally:
+            self._release_chunk()
 
     # -- current record -----------------------------------------------------------------
 
@@ -214,6 +256,8 @@ class Stream:
             pending: asyncio.Future | None = None
             loop = asyncio.get_running_loop()
             deadline: float | None = None
+            handing: list[Any] = []  # acks of the list the body is processing
+            _set_current_source(root)
             try:
                 while True:
                     if pending is None:
@@ -228,7 +272,9 @@ class Stream:
                         except StopAsyncIteration:
                             pending = None
                             if buf:
+                                handing = acks
                                 yield buf
+                                handing = []
                                 for a in acks:
                                     a()
                             return
@@ -240,14 +286,20 @@ class Stream:
                         if len(buf) < max_:
                             continue
                     if buf:
-                        out, done_acks = buf, acks
+                        out, handing = buf, acks
                         buf, acks = [], []
                         yield out
+                        done_acks, handing = handing, []
                         for a in done_acks:
                             a()
             finally:
                 if pending is not None:
                     pending.cancel()
+                # The body failed on (or abandoned) the list it held: acknowledged
+                # like any failed record. Values buffered for the next list stay
+                # unacknowledged: their offsets are not committed in this run.
+                for a in handing:
+                    a()
 
         return self._derive(gen)
 
@@ -256,6 +308,20 @@ class Stream:
         i = chunk.pos
 
         return lambda: chunk.ack_index(i)
+
+    def echo(self, *channels: Any) -> Stream:
+        """The same values, each also sent to every one of ``channels``."""
+        parent, root = self, self._root
+        targets = [self.app._resolve_channel(c) for c in channels]
+
+        async def gen() -> AsyncIterator[Any]:
+            async for v in parent:
+                k = root.current_key()
+                for t in targets:
+                    await t.send(key=k, value=v)
+                yield v
+
+        return self._derive(gen)
 
     def through(self, channel: Any) -> Stream:
         """Forwards every value to ``channel`` (a topic, channel or name) and
@@ -306,9 +372,12 @@ class Stream:
         stream = Stream(app, source=src.inbox(), channel=target)
 
         async def pump() -> None:
-            async for v in parent:
-                k = key_fun(v) if key_fun is not None else root.current_key()
-                await target.send(key=k, value=v)
+            try:
+                async for v in parent:
+                    k = key_fun(v) if key_fun is not None else root.current_key()
+                    await target.send(key=k, value=v)
+            finally:
+                await root._close()
 
         src.attach_pump(pump)
         stream._owned.append(src)

@@ -26,6 +26,37 @@ def _is_model(t: Any) -> bool:
     return t is not None and hasattr(t, "from_data") and hasattr(t, "asdict")
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
+def _json_column(values: list[Any], bad: dict[int, Exception]) -> list[Any]:
+    """``json.loads`` over a column, with the C scanner called directly (no
+    per-call encoding detection); malformed values go to ``bad``."""
+    out: list[Any] = []
+    append = out.append
+    scan = _scan_json
+    for i, v in enumerate(values):
+        if v is None:
+            append(None)
+            continue
+        try:
+            s = v.decode() if isinstance(v, (bytes, bytearray)) else v
+            obj, end = scan(s, 0)
+            if end != len(s):
+                obj = json.loads(s)  # surrounding whitespace, or trailing garbage (raises)
+        except StopIteration:
+            try:
+                obj = json.loads(v)
+            except ValueError as exc:
+                bad[i] = exc
+                obj = None
+        except (ValueError, UnicodeDecodeError) as exc:
+            bad[i] = exc
+            obj = None
+        append(obj)
+    return out
+
+
 class Topic:
     """A broker topic of the app (Faust's ``app.topic``)."""
 
@@ -176,22 +207,42 @@ class Topic:
         return [self.decode_key(k) for k in keys]
 
     def decode_values(self, values: list[Any]) -> list[Any]:
+        """Decodes a column of values; raises on the first value that does not
+        decode (see :meth:`decode_values_safe`)."""
+        out, bad = self.decode_values_safe(values)
+        if bad:
+            i, exc = next(iter(bad.items()))
+            raise exc
+        return out
+
+    def decode_values_safe(self, values: list[Any]) -> tuple[list[Any], dict[int, Exception]]:
+        """Decodes a column of values. Values that do not decode are None in
+        the result and listed in the returned {index: exception}."""
         codec = self.value_serializer
-        if codec == "json" and self.value_type is None:
+        vt = self.value_type
+        if (codec == "raw" or codec is None) and vt in (None, bytes):
+            return values, {}
+        bad: dict[int, Exception] = {}
+        if codec == "json" and (vt is None or _is_model(vt)):
+            out = _json_column(values, bad)
+            if vt is not None:
+                from_data = vt.from_data
+                for i, obj in enumerate(out):
+                    if obj is not None and i not in bad:
+                        try:
+                            out[i] = from_data(obj)
+                        except Exception as exc:  # noqa: BLE001 - reported per record
+                            bad[i] = exc
+                            out[i] = None
+            return out, bad
+        out = []
+        for i, v in enumerate(values):
             try:
-                return list(map(json.loads, values))
-            except TypeError:  # tombstones (None) among them
-                return [None if v is None else json.loads(v) for v in values]
-        if (codec == "raw" or codec is None) and self.value_type in (None, bytes):
-            return values
-        if codec == "json" and _is_model(self.value_type):
-            vt = self.value_type
-            from_data = vt.from_data
-            out = []
-            for v in values:
-                out.append(None if v is None else from_data(json.loads(v)))
-            return out
-        return [self.decode_value(v) for v in values]
+                out.append(self.decode_value(v))
+            except Exception as exc:  # noqa: BLE001 - reported per record
+                bad[i] = exc
+                out.append(None)
+        return out, bad
 
     # -- producing --------------------------------------------------------------
 
@@ -326,6 +377,9 @@ class Channel(Topic):
 
     def decode_values(self, values: list[Any]) -> list[Any]:
         return values
+
+    def decode_values_safe(self, values: list[Any]) -> tuple[list[Any], dict[int, Exception]]:
+        return values, {}
 
     def __repr__(self) -> str:
         return f"<Channel {self.topics[0]}>"

@@ -118,13 +118,13 @@ def _cmd_agents(app: Any, args: argparse.Namespace) -> int:
 def _cmd_tables(app: Any, args: argparse.Namespace) -> int:
     rows = []
     for name, t in app.tables.items():
-        changelog = getattr(t, "changelog_topic", None)
+        changelog = getattr(t, "changelog_topic_name", None) or getattr(t, "changelog_topic", None)
         rows.append(
             (
                 name,
                 type(t).__name__,
                 str(getattr(changelog, "name", changelog) or "-"),
-                (t.__doc__ or "").strip().splitlines()[0] if False else "",
+                str(getattr(t, "help", "") or ""),
             )
         )
     _print_table(("name", "kind", "changelog", "help"), rows, args.json)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pyarrow as pa
+import pytest
 import sabot as faust
 from faust_testutil import run, unique, wait_until
 from sabot import kafka as sk
@@ -128,5 +130,73 @@ def test_kafka_ask_reply(kafka_bootstrap: str) -> None:
         await app.stop()
         await app.close()
         assert replies == [i * i for i in range(10)]
+
+    run(main(), timeout=120)
+
+
+class Order(faust.Record):
+    user: str
+    amount: int
+
+
+@pytest.mark.parametrize("impl", ["native", "confluent"])
+def test_kafka_records_and_batches(kafka_bootstrap: str, impl: str) -> None:
+    """Record values per record and as Arrow batches, with either consumer."""
+    from sabot.faust.transport.kafka import native_consumer_available
+
+    if impl == "native" and not native_consumer_available():
+        pytest.skip("_sabot was built without the Faust consumer")
+    name = unique("fc-orders")
+
+    async def main() -> None:
+        app = faust.App(unique("fc-app"), broker=f"kafka://{kafka_bootstrap}")
+        app.transport.consumer_impl = impl
+        orders = app.topic(name, value_type=Order, partitions=2)
+        plain = app.topic(name, partitions=2)
+        records: list[Order] = []
+        batches: list[pa.RecordBatch] = []
+        dicts: list[pa.RecordBatch] = []
+
+        @app.agent(orders)
+        async def per_record(stream):
+            async for order in stream:
+                records.append(order)
+
+        @app.agent(orders)
+        async def per_batch(stream):
+            async for batch in stream.batches():
+                batches.append(batch)
+
+        @app.agent(plain)
+        async def untyped_batches(stream):
+            async for batch in stream.batches():
+                dicts.append(batch)
+
+        await app.start()
+        for f in [
+            await orders.send(key=f"u{i % 3}", value=Order(user=f"u{i % 3}", amount=i))
+            for i in range(200)
+        ]:
+            await f
+        await wait_until(
+            lambda: (
+                len(records) == 200
+                and sum(b.num_rows for b in batches) == 200
+                and sum(b.num_rows for b in dicts) == 200
+            ),
+            timeout=60,
+            what="200 orders three ways",
+        )
+        await app.stop()
+        await app.close()
+        assert all(isinstance(r, Order) for r in records)
+        assert sorted((r.user, r.amount) for r in records) == sorted(
+            (f"u{i % 3}", i) for i in range(200)
+        )
+        for got in (batches, dicts):
+            t = pa.Table.from_batches(got)
+            assert sorted(
+                zip(t.column("user").to_pylist(), t.column("amount").to_pylist(), strict=True)
+            ) == sorted((f"u{i % 3}", i) for i in range(200))
 
     run(main(), timeout=120)

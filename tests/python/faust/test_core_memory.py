@@ -151,6 +151,8 @@ def test_ask_and_cast() -> None:
         await app.start()
         replies = await asyncio.gather(*(square.ask(value=i, timeout=10) for i in range(20)))
         assert replies == [i * i for i in range(20)]
+        assert await square.join([1, 2, 3]) == [1, 4, 9]
+        assert [r async for r in square.map([4, 5])] == [16, 25]
         await square.cast(value=99)
         await wait_until(lambda: 99 in casts, what="cast")
         await app.stop()
@@ -336,6 +338,7 @@ def test_crashing_agent_restarts_one_for_one_and_logs(caplog: pytest.LogCaptureF
         await wait_until(lambda: len(good) == 27 and len(other) == 30, what="processing")
         await app.stop()
         assert good == [i for i in range(30) if i % 10 != 5]
+        assert app.transport.committed(f"{app.conf.id}-flaky") == {("crashy", 0): 30}
         assert app.monitor.agent_crashes[flaky.name] == 3
         assert app.monitor.agent_restarts[flaky.name] == 3
         assert app.monitor.agent_crashes.get(steady.name, 0) == 0
@@ -368,6 +371,8 @@ def test_one_for_all_restarts_every_actor() -> None:
         await wait_until(lambda: len(set(done)) == 19, what="all but 7")
         await app.stop()
         assert set(done) == set(range(20)) - {7}
+        # the chunks of the cancelled actors were requeued: everything acknowledged
+        assert app.transport.committed(app.conf.id) == {("ofa", 0): 20}
         assert app.monitor.agent_crashes[group.name] == 1
         assert app.monitor.agent_restarts[group.name] == 3  # every actor restarted
 
@@ -471,3 +476,96 @@ def test_json_values_roundtrip_bytes_on_memory_broker() -> None:
         assert part.keys[0] == b"k" and json.loads(part.values[0]) == {"x": [1, 2]}
 
     run(main())
+
+
+def test_one_for_all_requeues_the_chunks_of_cancelled_actors() -> None:
+    """Actor A waits inside record 3 when actor B crashes on record 10: under
+    one_for_all A is cancelled; its unfinished chunk goes back to the queue, so
+    record 3 and the rest of A's chunk are processed after the restart and the
+    whole partition is committed (nothing holds the commit back)."""
+
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://", batch_size=4)
+        topic = app.topic("rq", value_type=int, partitions=1)
+        in_three = asyncio.Event()
+        done: list[int] = []
+        attempts: dict[int, int] = {}
+
+        @app.agent(
+            topic, concurrency=2, supervisor_strategy="one_for_all", restart_backoff=(0.001, 0.01)
+        )
+        async def agent(stream):
+            async for v in stream:
+                attempts[v] = attempts.get(v, 0) + 1
+                if v == 3 and attempts[v] == 1:
+                    in_three.set()
+                    await asyncio.Event().wait()  # held until cancelled
+                if v == 10 and attempts[v] == 1:
+                    await in_three.wait()
+                    raise RuntimeError("boom")
+                done.append(v)
+
+        await app.start()
+        for i in range(16):
+            await topic.send(value=i)
+        await wait_until(lambda: set(done) == set(range(16)) - {10}, what="all but 10")
+        await app.stop()
+        assert attempts[3] == 2  # cancelled once, processed after the restart
+        assert app.transport.committed(app.conf.id) == {("rq", 0): 16}
+
+    run(main())
+
+
+def test_echo_sends_to_channels_and_yields() -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        src = app.topic("e-src", value_type=int, partitions=1)
+        copy = app.topic("e-copy", value_type=int, partitions=1)
+        seen: list[int] = []
+        copied: list[int] = []
+
+        @app.agent(src)
+        async def echoer(stream):
+            async for v in stream.echo(copy):
+                seen.append(v)
+
+        @app.agent(copy)
+        async def reader(stream):
+            async for v in stream:
+                copied.append(v)
+
+        await app.start()
+        for i in range(10):
+            await src.send(value=i)
+        await wait_until(lambda: len(seen) == 10 and len(copied) == 10, what="echo")
+        await app.stop()
+        assert seen == copied == list(range(10))
+
+    run(main())
+
+
+def test_undecodable_values_are_logged_skipped_and_committed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("bad", partitions=1)
+        got: list = []
+
+        @app.agent(topic)
+        async def reader(stream):
+            async for v in stream:
+                got.append(v)
+
+        await app.start()
+        for raw in [b'{"a": 1}', b"{not json", b' {"a": 2} ', b"[1, 2]", b"\xff\xfe", b"3"]:
+            await topic.send(value=raw)
+        await wait_until(lambda: len(got) == 4, what="the 4 good values")
+        await app.stop()
+        assert got == [{"a": 1}, {"a": 2}, [1, 2], 3]
+        assert app.monitor.decode_errors == 2
+        assert app.transport.committed(app.conf.id) == {("bad", 0): 6}
+
+    with caplog.at_level(logging.ERROR, logger="sabot.faust"):
+        run(main())
+    assert "bad[0]@1 does not decode" in caplog.text and "bad[0]@4 does not decode" in caplog.text

@@ -20,6 +20,7 @@
 #include "sabot/python/binding_util.h"
 #include "sabot/python/changelog_bindings.h"
 #include "sabot/python/checkpoint_bindings.h"
+#include "sabot/python/faust_bindings.h"
 #include "sabot/python/faust_store_bindings.h"
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
@@ -642,4 +643,5 @@ NB_MODULE(_sabot, m) {
   RegisterViewBindings(m);         // materialized views, HTTP (python/views_bindings.cc)
   RegisterUpsertBindings(m);       // upsert sinks (python/upsert_bindings.cc)
   RegisterFaustStoreBindings(m);   // Faust tables' store (python/faust_store_bindings.cc)
+  RegisterFaustBindings(m);        // Faust layer Kafka consumer (python/faust_bindings.cc)
 }

@@ -324,6 +324,8 @@ class KafkaTransport(Transport):
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
         self._partitions: dict[str, int] = {}
+        self._delivered: list[Any] = []
+        self._delivered_lock = threading.Lock()
         impl = os.environ.get("SABOT_FAUST_CONSUMER", "native")
         if impl == "native" and not native_consumer_available():
             impl = "confluent"
@@ -349,8 +351,28 @@ class KafkaTransport(Transport):
         return self._producer
 
     def _poll_producer(self) -> None:
+        # Delivery reports are collected here and resolved on the event loop in
+        # one call per poll round (not one loop wake-up per record).
         while not self._closing.is_set():
-            self._producer.poll(0.05)
+            self._producer.poll(0.02)
+            self._hand_over()
+
+    def _delivered_append(self, item: Any) -> None:
+        with self._delivered_lock:
+            self._delivered.append(item)
+
+    def _hand_over(self) -> None:
+        with self._delivered_lock:
+            batch, self._delivered = self._delivered, []
+        if batch:
+            by_loop: dict[Any, list] = {}
+            for item in batch:
+                by_loop.setdefault(item[0].get_loop(), []).append(item)
+            for loop, items in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_resolve_all, items)
+                except RuntimeError:  # loop closed
+                    pass
 
     def send_soon(
         self,
@@ -365,16 +387,12 @@ class KafkaTransport(Transport):
         its RecordMetadata once the broker acknowledged it. Raises BufferError
         when the producer's queue is full."""
         producer = self._ensure_producer()
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut = asyncio.get_running_loop().create_future()
+
+        delivered = self._delivered_append
 
         def done(err: Any, msg: Any) -> None:
-            if err is not None:
-                exc = RuntimeError(f"Kafka delivery to {topic} failed: {err}")
-                loop.call_soon_threadsafe(_set_exc, fut, exc)
-            else:
-                md = RecordMetadata(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
-                loop.call_soon_threadsafe(_set_result, fut, md)
+            delivered((fut, err, msg))
 
         kw: dict[str, Any] = {"on_delivery": done}
         if partition is not None:
@@ -406,7 +424,12 @@ class KafkaTransport(Transport):
 
     async def flush(self) -> None:
         if self._producer is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, 30)
+            remaining = await asyncio.get_running_loop().run_in_executor(
+                None, self._producer.flush, 30
+            )
+            self._hand_over()
+            if remaining:
+                raise RuntimeError(f"Kafka producer: {remaining} records not delivered after 30s")
 
     async def close(self) -> None:
         await self.flush()
@@ -499,6 +522,18 @@ class KafkaTransport(Transport):
                 self.bootstrap, topics, group, self.consumer_config, value_format
             )
         return KafkaConsumer(self.bootstrap, topics, group, self.consumer_config)
+
+
+def _resolve_all(items: list[Any]) -> None:
+    for fut, err, msg in items:
+        if fut.done():
+            continue
+        if err is not None:
+            fut.set_exception(RuntimeError(f"Kafka delivery to {msg.topic()} failed: {err}"))
+        else:
+            fut.set_result(
+                RecordMetadata(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
+            )
 
 
 def _set_result(fut: asyncio.Future, value: Any) -> None:
