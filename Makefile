@@ -110,6 +110,13 @@ NEXMARK_FLINK_EVENTS ?= 1000000
 bench-nexmark-flink: build
 	$(PYBIN) bench/nexmark_vs_flink.py --events $(NEXMARK_FLINK_EVENTS)
 
+# Faust: faust-streaming vs Sabot (per-record and batch paths) on the same broker
+# and topic (bench/faust_bench.py, docs/benchmarks.md "Faust vs Sabot");
+# faust-streaming goes into .venv-faust from bench/requirements-faust.txt.
+.PHONY: bench-faust
+bench-faust: build
+	$(PYBIN) bench/faust_bench.py --report build/faust_bench.json
+
 clean:
 	rm -rf build $(VENV)/.built
 
