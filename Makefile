@@ -101,5 +101,12 @@ format: deps
 bench: build
 	$(PYBIN) bench/run_benchmarks.py
 
+# Faust: faust-streaming vs Sabot (per-record and batch paths) on the same broker
+# and topic (bench/faust_bench.py, docs/benchmarks.md "Faust vs Sabot");
+# faust-streaming goes into .venv-faust from bench/requirements-faust.txt.
+.PHONY: bench-faust
+bench-faust: build
+	$(PYBIN) bench/faust_bench.py --report build/faust_bench.json
+
 clean:
 	rm -rf build $(VENV)/.built
