@@ -39,10 +39,10 @@ totals_topic = app.topic(f"withdrawal-totals{SUFFIX}", key_type=str)
 large_topic = app.topic(f"large-withdrawals{SUFFIX}", key_type=str, value_type=Withdrawal)
 
 
-def publish_total(key, total):
+async def publish_total(key, total):
     user, (start, _end) = key
     window = datetime.fromtimestamp(start, UTC).isoformat()
-    totals_topic.send_soon(key=user, value={"user": user, "window": window, "total": total})
+    await totals_topic.send(key=user, value={"user": user, "window": window, "total": total})
 
 
 user_to_total = (
