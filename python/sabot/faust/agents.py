@@ -430,6 +430,9 @@ class Source:
             return
         # What the processed records produced (sinks, sends, table changelogs)
         # must be durable before their input offsets are committed.
+        sends = self.app._pending_sends
+        if sends:
+            await asyncio.gather(*list(sends), return_exceptions=True)
         for table in list(self.app.tables.values()):
             flush = getattr(table, "flush", None)
             if flush is not None:

@@ -120,6 +120,7 @@ class App:
         self._services: list[tuple[int, int, Any]] = []
         self._tasks: list[Callable[..., Any]] = []
         self._running_tasks: list[asyncio.Task] = []
+        self._pending_sends: set[asyncio.Task] = set()  # topic.send_soon tasks
         self._started: list[Any] = []
         self.started = False
         self._agents_service: Any = None

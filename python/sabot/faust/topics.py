@@ -284,10 +284,13 @@ class Topic:
         return fut
 
     def send_soon(self, *, key: Any = None, value: Any = None, **kw: Any) -> Any:
-        """Schedules :meth:`send` on the running loop (returns the task)."""
-        import asyncio
-
-        return asyncio.get_running_loop().create_task(self.send(key=key, value=value, **kw))
+        """Schedules :meth:`send` on the running loop and returns the task. The
+        app keeps it until it ran, and offset commits wait for such sends."""
+        task = asyncio.get_running_loop().create_task(self.send(key=key, value=value, **kw))
+        pending = self.app._pending_sends
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return task
 
     async def send_raw(self, key: Any, value: Any, **kw: Any) -> RecordMetadata:
         return await self.transport.send(self.get_topic_name(), key, value, **kw)

@@ -569,3 +569,17 @@ def test_undecodable_values_are_logged_skipped_and_committed(
     with caplog.at_level(logging.ERROR, logger="sabot.faust"):
         run(main())
     assert "bad[0]@1 does not decode" in caplog.text and "bad[0]@4 does not decode" in caplog.text
+
+
+def test_send_soon_runs_and_is_kept_until_done() -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("soon", value_type=int, partitions=1)
+        tasks = [topic.send_soon(value=i) for i in range(5)]
+        assert len(app._pending_sends) == 5
+        mds = [await (await t) for t in tasks]
+        assert [md.offset for md in mds] == [0, 1, 2, 3, 4]
+        await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+        assert not app._pending_sends
+
+    run(main())
