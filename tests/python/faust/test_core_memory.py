@@ -583,3 +583,37 @@ def test_send_soon_runs_and_is_kept_until_done() -> None:
         assert not app._pending_sends
 
     run(main())
+
+
+def test_poll_failures_are_retried_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("flaky-poll", value_type=int, partitions=1)
+        got: list[int] = []
+
+        @app.agent(topic)
+        async def reader(stream):
+            async for v in stream:
+                got.append(v)
+
+        await app.start()
+        consumer = reader.source.consumer
+        real = consumer.getmany
+        fails = {"left": 2}
+
+        async def flaky(max_records: int, timeout: float):  # noqa: ANN202
+            if fails["left"]:
+                fails["left"] -= 1
+                raise ConnectionError("broker went away")
+            return await real(max_records, timeout)
+
+        consumer.getmany = flaky
+        for i in range(5):
+            await topic.send(value=i)
+        await wait_until(lambda: got == [0, 1, 2, 3, 4], what="values after poll failures")
+        await app.stop()
+        assert app.monitor.fetch_errors == 2
+
+    with caplog.at_level(logging.ERROR, logger="sabot.faust"):
+        run(main())
+    assert "poll failed (ConnectionError('broker went away'))" in caplog.text
