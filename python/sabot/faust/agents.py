@@ -776,7 +776,11 @@ class Agent:
                 self.breaker.open = False
                 self.app.monitor.circuit_open[self.name] = False
             if not self.stopping:
-                log.info("agent %s actor %d: body returned", self.name, actor.index)
+                log.warning(
+                    "agent %s actor %d: the agent body returned; this actor stops",
+                    self.name,
+                    actor.index,
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
