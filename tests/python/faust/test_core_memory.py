@@ -617,3 +617,36 @@ def test_poll_failures_are_retried_not_fatal(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.ERROR, logger="sabot.faust"):
         run(main())
     assert "poll failed (ConnectionError('broker went away'))" in caplog.text
+
+
+class Withdrawal(faust.Record):
+    user: str
+    amount: float
+
+
+def test_group_by_record_field_and_record_values() -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("withdrawals", value_type=Withdrawal, partitions=4)
+        seen: list[tuple] = []
+
+        @app.agent(topic)
+        async def by_user(stream):
+            async for w in stream.group_by(Withdrawal.user):
+                ev = current_event()
+                seen.append((w.user, w.amount, ev.key, ev.message.partition))
+
+        await app.start()
+        for i in range(40):
+            await topic.send(key=str(i), value=Withdrawal(user=f"u{i % 4}", amount=float(i)))
+        await wait_until(lambda: len(seen) == 40, what="40 withdrawals")
+        await app.stop()
+        assert all(isinstance(s[1], float) for s in seen)
+        assert sorted(s[1] for s in seen) == [float(i) for i in range(40)]
+        parts: dict[str, set] = {}
+        for user, _, key, p in seen:
+            assert key == user.encode()
+            parts.setdefault(user, set()).add(p)
+        assert all(len(p) == 1 for p in parts.values())
+
+    run(main())
