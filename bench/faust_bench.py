@@ -30,9 +30,10 @@ Measured per system:
 * peak RSS: the worker's VmHWM from /proc just before SIGTERM.
 
 The per-key counts of the record paths are checked against a plain-Python
-count per key and 10 s window; every run checks that each input event is
-covered by exactly one output. Prints one JSON line per system and a
-markdown table; ``--report FILE`` writes the JSON.
+count per key and 10 s window; the batch path's outputs must cover as many
+events as were produced (their ``n`` fields add up). A failed check is
+reported with the figures (``counts_checked``, ``check_error``). Prints one
+JSON line per system and a markdown table; ``--report FILE`` writes the JSON.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ def uuid() -> str:
 _LAZY = {
     "Agent": ("sabot.faust.agents", "Agent"),
     "Stream": ("sabot.faust.streams", "Stream"),
+    "Worker": ("sabot.faust.worker", "Worker"),
     "StreamT": ("sabot.faust.streams", "Stream"),
     "Record": ("sabot.faust.models", "Record"),
     "Table": ("sabot.faust.tables", "Table"),

@@ -348,6 +348,7 @@ class Source:
         consumer = self.consumer
         monitor = self.app.monitor
         name = self.agent_name
+        failures = 0
         try:
             while not self.stopping:
                 if self.queued >= self.max_queued:
@@ -355,7 +356,23 @@ class Source:
                     if self.queued >= self.max_queued:
                         await self._space.wait()
                     continue
-                batch = await consumer.getmany(self.batch_size, 0.2)
+                try:
+                    batch = await consumer.getmany(self.batch_size, 0.2)
+                    failures = 0
+                except Exception as exc:  # broker trouble: retry, never stop silently
+                    failures += 1
+                    monitor.fetch_errors += 1
+                    delay = min(0.1 * 2 ** (failures - 1), 5.0)
+                    log.error(
+                        "consumer of %s (group %s): poll failed (%r); retry #%d in %.1fs",
+                        self.channel,
+                        self.group,
+                        exc,
+                        failures,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
                 if batch is None or self.stopping:
                     if batch is not None:
                         # Taken but not handed out: never acknowledged, so never
@@ -430,6 +447,9 @@ class Source:
             return
         # What the processed records produced (sinks, sends, table changelogs)
         # must be durable before their input offsets are committed.
+        sends = self.app._pending_sends
+        if sends:
+            await asyncio.gather(*list(sends), return_exceptions=True)
         for table in list(self.app.tables.values()):
             flush = getattr(table, "flush", None)
             if flush is not None:
@@ -756,7 +776,11 @@ class Agent:
                 self.breaker.open = False
                 self.app.monitor.circuit_open[self.name] = False
             if not self.stopping:
-                log.info("agent %s actor %d: body returned", self.name, actor.index)
+                log.warning(
+                    "agent %s actor %d: the agent body returned; this actor stops",
+                    self.name,
+                    actor.index,
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -77,6 +77,7 @@ class Monitor:
         self.circuit_open: dict[str, bool] = {}
         self.commits = 0
         self.decode_errors = 0
+        self.fetch_errors = 0
         self.batches_in = 0
         self.messages_sent = 0
 
@@ -100,6 +101,7 @@ class Monitor:
             "circuit_open": dict(self.circuit_open),
             "commits": self.commits,
             "decode_errors": self.decode_errors,
+            "fetch_errors": self.fetch_errors,
             "batches_in": self.batches_in,
             "messages_sent": self.messages_sent,
         }
@@ -120,6 +122,7 @@ class App:
         self._services: list[tuple[int, int, Any]] = []
         self._tasks: list[Callable[..., Any]] = []
         self._running_tasks: list[asyncio.Task] = []
+        self._pending_sends: set[asyncio.Task] = set()  # topic.send_soon tasks
         self._started: list[Any] = []
         self.started = False
         self._agents_service: Any = None

@@ -354,7 +354,7 @@ class Stream:
             tname = f"{app.conf.id}-{agent_name}-{label}-repartition"
             topic = app.topic(
                 tname,
-                key_type=None,
+                key_type=getattr(base, "key_type", None),
                 value_type=getattr(base, "value_type", None),
                 value_serializer=getattr(base, "value_serializer", None),
                 partitions=partitions or getattr(base, "partitions", None),

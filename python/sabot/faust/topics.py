@@ -284,10 +284,13 @@ class Topic:
         return fut
 
     def send_soon(self, *, key: Any = None, value: Any = None, **kw: Any) -> Any:
-        """Schedules :meth:`send` on the running loop (returns the task)."""
-        import asyncio
-
-        return asyncio.get_running_loop().create_task(self.send(key=key, value=value, **kw))
+        """Schedules :meth:`send` on the running loop and returns the task. The
+        app keeps it until it ran, and offset commits wait for such sends."""
+        task = asyncio.get_running_loop().create_task(self.send(key=key, value=value, **kw))
+        pending = self.app._pending_sends
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return task
 
     async def send_raw(self, key: Any, value: Any, **kw: Any) -> RecordMetadata:
         return await self.transport.send(self.get_topic_name(), key, value, **kw)
@@ -301,6 +304,38 @@ class Topic:
 
     def __aiter__(self) -> Any:
         return self.stream().__aiter__()
+
+    def datastream(self, env: Any, **options: Any) -> Any:
+        """This topic as a :class:`sabot.DataStream` of ``env``, for the
+        engine's operators (filter, windows, joins, ...). For ``kafka://`` it is
+        the native Kafka source (JSON values, with the Record value type's Arrow
+        schema when there is one; ``options`` go to :func:`sabot.kafka.source`,
+        e.g. ``stop_at_end=True``, ``start="earliest"``, ``metadata=["key"]``).
+        For ``memory://`` it is a bounded stream of the records in the topic now."""
+        import pyarrow as pa
+
+        schema_fn = getattr(self.value_type, "arrow_schema", None)
+        schema = schema_fn() if schema_fn is not None else None
+        transport = self.transport
+        if getattr(transport, "bootstrap", None) is not None:
+            from sabot import kafka as sk
+
+            options.setdefault("format", "json" if self.value_serializer == "json" else "raw")
+            if schema is not None:
+                options.setdefault("schema", schema)
+            options.setdefault("group", f"{self.app.conf.id}-datastream")
+            return sk.source(env, list(self.topics), bootstrap=transport.bootstrap, **options)
+        rows = []
+        for name in self.topics:
+            parts = transport.broker.topic(name).parts
+            for part in parts:
+                for v in part.values:
+                    obj = v if self.objects else self.decode_value(v)
+                    rows.append(obj.asdict() if hasattr(obj, "asdict") else obj)
+        if rows and not isinstance(rows[0], dict):
+            rows = [{"value": r} for r in rows]
+        table = pa.Table.from_pylist(rows, schema=schema)
+        return env.from_table(table)
 
     @property
     def transport(self) -> Any:

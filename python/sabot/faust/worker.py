@@ -256,3 +256,29 @@ def main_for_app(app: Any, argv: Sequence[str]) -> int:
     """``app.main()``: the same commands for a given app."""
     args = _parser(sys.argv[0], with_app=False).parse_args(list(argv))
     return int(args.fn(app, args))
+
+
+class Worker:
+    """``faust.Worker(app, loglevel="info").execute_from_commandline()``: runs
+    the app in this process until SIGINT/SIGTERM (as the ``worker`` command)."""
+
+    def __init__(
+        self,
+        app: Any,
+        *services: Any,
+        loglevel: str = "warning",
+        web_port: int | None = None,
+        **kw: Any,
+    ) -> None:
+        self.app = app
+        self.loglevel = loglevel
+        self.web_port = web_port
+        for svc in services:
+            app.add_service(svc)
+
+    def execute_from_commandline(self) -> int:
+        _setup_logging(str(self.loglevel))
+        if self.web_port is not None:
+            self.app.conf.web_port = self.web_port
+        _install_web(self.app)
+        return asyncio.run(run_worker(self.app))

@@ -336,3 +336,26 @@ def test_on_leader_runs_on_exactly_one_worker_of_the_group() -> None:
         await apps[other].stop()
 
     run(main())
+
+
+def test_on_leader_timer_on_kafka_elects_through_the_leader_topic(kafka_bootstrap: str) -> None:
+    async def main() -> None:
+        app = faust.App(unique("leader"), broker=f"kafka://{kafka_bootstrap}")
+        runs = []
+
+        @app.timer(interval=0.05, on_leader=True)
+        async def leader_only():
+            runs.append(1)
+
+        await app.start()
+        try:
+            await wait_until(lambda: len(runs) >= 3, timeout=60, what="leader ticks on Kafka")
+            svc = app._sabot_timer_service
+            assert svc.is_leader()
+            assert svc.leader.topic == f"{app.conf.id}-__assignor-__leader"
+            assert app.transport.partitions(svc.leader.topic) == 1
+        finally:
+            await app.stop()
+            await app.close()
+
+    run(main(), timeout=90)

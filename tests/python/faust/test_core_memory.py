@@ -569,3 +569,84 @@ def test_undecodable_values_are_logged_skipped_and_committed(
     with caplog.at_level(logging.ERROR, logger="sabot.faust"):
         run(main())
     assert "bad[0]@1 does not decode" in caplog.text and "bad[0]@4 does not decode" in caplog.text
+
+
+def test_send_soon_runs_and_is_kept_until_done() -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("soon", value_type=int, partitions=1)
+        tasks = [topic.send_soon(value=i) for i in range(5)]
+        assert len(app._pending_sends) == 5
+        mds = [await (await t) for t in tasks]
+        assert [md.offset for md in mds] == [0, 1, 2, 3, 4]
+        await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+        assert not app._pending_sends
+
+    run(main())
+
+
+def test_poll_failures_are_retried_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("flaky-poll", value_type=int, partitions=1)
+        got: list[int] = []
+
+        @app.agent(topic)
+        async def reader(stream):
+            async for v in stream:
+                got.append(v)
+
+        await app.start()
+        consumer = reader.source.consumer
+        real = consumer.getmany
+        fails = {"left": 2}
+
+        async def flaky(max_records: int, timeout: float):  # noqa: ANN202
+            if fails["left"]:
+                fails["left"] -= 1
+                raise ConnectionError("broker went away")
+            return await real(max_records, timeout)
+
+        consumer.getmany = flaky
+        for i in range(5):
+            await topic.send(value=i)
+        await wait_until(lambda: got == [0, 1, 2, 3, 4], what="values after poll failures")
+        await app.stop()
+        assert app.monitor.fetch_errors == 2
+
+    with caplog.at_level(logging.ERROR, logger="sabot.faust"):
+        run(main())
+    assert "poll failed (ConnectionError('broker went away'))" in caplog.text
+
+
+class Withdrawal(faust.Record):
+    user: str
+    amount: float
+
+
+def test_group_by_record_field_and_record_values() -> None:
+    async def main() -> None:
+        app = faust.App(unique("t"), broker="memory://")
+        topic = app.topic("withdrawals", value_type=Withdrawal, partitions=4)
+        seen: list[tuple] = []
+
+        @app.agent(topic)
+        async def by_user(stream):
+            async for w in stream.group_by(Withdrawal.user):
+                ev = current_event()
+                seen.append((w.user, w.amount, ev.key, ev.message.partition))
+
+        await app.start()
+        for i in range(40):
+            await topic.send(key=str(i), value=Withdrawal(user=f"u{i % 4}", amount=float(i)))
+        await wait_until(lambda: len(seen) == 40, what="40 withdrawals")
+        await app.stop()
+        assert all(isinstance(s[1], float) for s in seen)
+        assert sorted(s[1] for s in seen) == [float(i) for i in range(40)]
+        parts: dict[str, set] = {}
+        for user, _, key, p in seen:
+            assert key == user.encode()
+            parts.setdefault(user, set()).add(p)
+        assert all(len(p) == 1 for p in parts.values())
+
+    run(main())
