@@ -11,6 +11,7 @@ SOURCES := $(shell find cpp examples/cpp -name '*.cc' -o -name '*.h' 2>/dev/null
 
 .PHONY: all deps build demo test test-cpp test-python lint format bench clean kafka-up kafka-down \
 	fuzz-short fuzz postgres-up postgres-down chaos chaos-short
+.PHONY: flink-jar nexmark-compare
 
 all: build
 
@@ -53,7 +54,7 @@ lint: build
 # The Kafka broker and the PostgreSQL server run for the whole test run and are
 # stopped afterwards, also when a step fails (unless they were already up before);
 # the exit status is the tests'.
-test: build
+test: build flink-jar
 	@was_up=0; bash scripts/kafka.sh status >/dev/null 2>&1 && was_up=1; \
 	  pg_was_up=0; bash scripts/postgres.sh status >/dev/null 2>&1 && pg_was_up=1; \
 	  bash scripts/kafka.sh up >/dev/null || exit 1; status=0; \
@@ -101,5 +102,32 @@ format: deps
 bench: build
 	$(PYBIN) bench/run_benchmarks.py
 
+# Nexmark on Sabot and on Apache Flink side by side (bench/nexmark_vs_flink.py, flink-bench):
+# every query on both engines, parallelism 1 and 2, same events; writes the
+# nexmark-vs-flink section of docs/benchmarks.md and docs/img/nexmark_vs_flink.png.
+.PHONY: bench-nexmark-flink
+NEXMARK_FLINK_EVENTS ?= 1000000
+bench-nexmark-flink: build
+	$(PYBIN) bench/nexmark_vs_flink.py --events $(NEXMARK_FLINK_EVENTS)
+
+# Faust: faust-streaming vs Sabot (per-record and batch paths) on the same broker
+# and topic (bench/faust_bench.py, docs/benchmarks.md "Faust vs Sabot");
+# faust-streaming goes into .venv-faust from bench/requirements-faust.txt.
+.PHONY: bench-faust
+bench-faust: build
+	$(PYBIN) bench/faust_bench.py --report build/faust_bench.json
+
 clean:
 	rm -rf build $(VENV)/.built
+
+# --- Nexmark vs Apache Flink (bench/flink, scripts/flink.sh, docs/nexmark_flink.md) ---
+# The Flink runner's jar (Maven, from Maven Central); skipped where Java or Maven is missing
+# (tests/python/test_nexmark_flink.py then skips too).
+flink-jar: $(VENV)/.sysdeps
+	@if command -v javac >/dev/null && command -v mvn >/dev/null; then bash scripts/flink.sh jar >/dev/null; \
+	  else echo "flink-jar: javac or mvn not found; the Flink comparison is skipped"; fi
+
+# Every Nexmark query on Sabot and on Flink over the same EVENTS events; compares results.
+EVENTS ?= 1000000
+nexmark-compare: build flink-jar
+	$(PYBIN) bench/nexmark_compare.py --events $(EVENTS)

@@ -3,7 +3,8 @@
 set -euo pipefail
 need=()
 for pkg in cmake ninja-build g++ make pkg-config libgtest-dev ccache clang-format python3-venv \
-  librdkafka-dev libsimdjson-dev librocksdb-dev libpq-dev postgresql-15 kcat openjdk-17-jre-headless maven; do
+  librdkafka-dev libsimdjson-dev librocksdb-dev libpq-dev postgresql-15 kcat openjdk-17-jre-headless maven \
+  openjdk-17-jdk-headless; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,5 +1,6 @@
 """The ``sabot`` command line: ``sabot run [--restore PATH] JOB.py``, ``sabot demo``,
-``sabot bench nexmark --query q0 --events N --parallelism P``,
+``sabot bench nexmark --query q0 --events N --parallelism P [--events-file PATH]
+[--output OUT.jsonl]``,
 ``sabot savepoint CHECKPOINT_DIR [--stop]``."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import resource
 import runpy
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 
@@ -88,25 +90,70 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def run_nexmark_bench(
-    query: str, events: int, parallelism: int, source: str = "view"
+    query: str,
+    events: int,
+    parallelism: int,
+    source: str = "view",
+    *,
+    events_file: str | None = None,
+    output: str | None = None,
+    output_dir: str | None = None,
+    side_input: str | None = None,
 ) -> dict[str, object]:
     """Runs one Nexmark query on the built-in generator into a blackhole sink.
 
     ``source="view"`` generates only the rows of the entity the query reads (the
     event_type filter pushed into the generator); ``"combined"`` generates every
     event and filters/flattens in the job, as Flink's suite does. ``events``
-    counts all events of the sequence either way."""
+    counts all events of the sequence either way.
+
+    ``events_file`` reads the events from a file of :func:`sabot.nexmark.write_events`
+    instead (``events`` is then its line count). ``output`` collects the result
+    and writes it in the suite's result form (:func:`sabot.nexmark.result_table`)
+    as JSON lines; the time reported includes the collection, not the writing.
+
+    q10 writes its partitioned files into ``output_dir`` (default: a temporary
+    directory, deleted after the run); q13 reads ``side_input`` (default: the
+    suite's file, made in the temp directory)."""
     if query not in nexmark.query_names():
         raise ValueError(f"unknown query {query!r}; available: {', '.join(nexmark.query_names())}")
     env = Environment(parallelism=parallelism, num_threads=parallelism)
-    if query in nexmark.QUERIES:
-        make_bids = nexmark.bids if source == "view" else nexmark.bids_from_combined
-        bids = make_bids(env, events=events, parallelism=parallelism)
-        nexmark.QUERIES[query](bids).discard()
-    else:  # queries over several streams (nexmark.JOIN_QUERIES)
-        sources = nexmark.Sources(env, events=events, parallelism=parallelism, source=source)
-        nexmark.build(query, sources).discard()
-    result = env.execute()
+    scratch = None
+    if query == "q10" and output_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="sabot-nexmark-q10-")
+        output_dir = scratch.name
+    try:
+        if events_file is not None:
+            events = nexmark.count_events(events_file)
+            sources = nexmark.Sources.from_file(
+                env, events_file, output_dir=output_dir, side_input=side_input
+            )
+            stream = nexmark.build(query, sources)
+        elif query in nexmark.QUERIES:
+            make_bids = nexmark.bids if source == "view" else nexmark.bids_from_combined
+            bids = make_bids(env, events=events, parallelism=parallelism)
+            stream = nexmark.QUERIES[query](bids)
+        else:  # queries over several streams (nexmark.JOIN_QUERIES)
+            sources = nexmark.Sources(
+                env,
+                events=events,
+                parallelism=parallelism,
+                source=source,
+                output_dir=output_dir,
+                side_input=side_input,
+            )
+            stream = nexmark.build(query, sources)
+        collected = stream.collect() if output is not None else None
+        if collected is None:
+            stream.discard()
+        result = env.execute()
+        if query == "q10" and output_dir is not None:
+            nexmark.commit_partitions(output_dir)
+        if collected is not None and output is not None:
+            nexmark.write_result(nexmark.result_table(query, collected.table()), output)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     seconds = result.elapsed_seconds
     eps = events / seconds if seconds > 0 else float("inf")
     return {
@@ -125,8 +172,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"sabot: unknown benchmark suite {args.suite!r}", file=sys.stderr)
         return 2
     try:
-        out = run_nexmark_bench(args.query, args.events, args.parallelism, args.source)
-    except (ValueError, JobError) as e:
+        out = run_nexmark_bench(
+            args.query,
+            args.events,
+            args.parallelism,
+            args.source,
+            events_file=args.events_file,
+            output=args.output,
+            output_dir=args.output_dir,
+            side_input=args.side_input,
+        )
+    except (ValueError, JobError, OSError) as e:
         print(f"sabot: {e}", file=sys.stderr)
         return 1
     print(json.dumps(out))
@@ -205,6 +261,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="view",
         help="view: generate only bids (filter pushed into the generator); "
         "combined: generate all events and filter in the job, as Flink does",
+    )
+    bench.add_argument(
+        "--events-file",
+        metavar="PATH",
+        help="read the events from a JSON-lines file of sabot.nexmark.write_events "
+        "(--events is then its line count)",
+    )
+    bench.add_argument(
+        "--output",
+        metavar="OUT.jsonl",
+        help="write the query's final result as JSON lines (the suite's select-list "
+        "columns; an updating result after applying its changelog)",
+    )
+    bench.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="where q10 writes its partitioned CSV files (default: a temporary "
+        "directory, deleted after the run)",
+    )
+    bench.add_argument(
+        "--side-input",
+        metavar="PATH",
+        help="q13's side input CSV (lines 'key,value', no header; default: the "
+        "suite's 'i,i' for i = 0..9999 in the temp directory)",
     )
     bench.set_defaults(fn=_cmd_bench)
 

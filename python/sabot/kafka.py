@@ -314,3 +314,115 @@ __all__ = [
     "source",
     "watermarks",
 ]
+
+
+# --- a consumer driven from Python (the Faust-compatible App) -----------------
+
+
+class Polled:
+    """What one :meth:`BatchConsumer.poll` returned.
+
+    ``messages``: one row per message, columns topic, partition, offset,
+    timestamp (ms, -1 when absent), key and value (binary). ``rows``: the
+    decoded values when the consumer has a format (one row per decoded message,
+    ``row_message[i]`` is its row in ``messages``), else None. ``errors``:
+    ``(message index, reason)`` of values that failed to decode. ``warnings``:
+    consumer errors librdkafka reported and retries on its own."""
+
+    __slots__ = ("errors", "messages", "row_message", "rows", "warnings")
+
+    def __init__(
+        self,
+        messages: pa.RecordBatch,
+        rows: pa.RecordBatch | None,
+        row_message: pa.Int32Array | None,
+        errors: list[tuple[int, str]],
+        warnings: list[str],
+    ) -> None:
+        self.messages = messages
+        self.rows = rows
+        self.row_message = row_message
+        self.errors = errors
+        self.warnings = warnings
+
+    def __len__(self) -> int:
+        return self.messages.num_rows
+
+
+class BatchConsumer:
+    """A group consumer whose polls come back as Arrow batches, fetched and
+    decoded natively (librdkafka and Sabot's format decoders), with offsets
+    committed only by :meth:`commit` (auto commit is off).
+
+    .. code-block:: python
+
+        c = sb.kafka.BatchConsumer(["events"], group="app", format="json", schema=schema)
+        polled = c.poll(max_messages=10_000, timeout=0.1)
+        ...  # process polled.rows
+        c.commit([("events", 0, next_offset)])
+        c.close()
+
+    ``poll`` and ``commit`` release the GIL while they wait on the broker."""
+
+    def __init__(
+        self,
+        topics: str | Sequence[str],
+        *,
+        group: str,
+        bootstrap: str = DEFAULT_BOOTSTRAP,
+        reset: str = "earliest",
+        format: str | None = None,
+        schema: pa.Schema | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        topic_list = [topics] if isinstance(topics, str) else list(topics)
+        fmt = None
+        if format is not None:
+            fmt = _format_options(format, schema, None, False, -1, ",", 1000)
+        self.topics = topic_list
+        self.group = group
+        self._native = _sabot.KafkaBatchConsumer(
+            bootstrap, topic_list, group, reset, fmt, {k: str(v) for k, v in (config or {}).items()}
+        )
+
+    def poll(self, max_messages: int = 8192, timeout: float = 0.1) -> Polled:
+        """Waits up to ``timeout`` seconds for a first message, then takes what
+        is already fetched, up to ``max_messages``."""
+        msgs, rows, index, errors, warnings = self._native.poll(
+            int(max_messages), int(timeout * 1000)
+        )
+        messages = pa.record_batch(_CapsuleBatch(msgs))
+        decoded = pa.record_batch(_CapsuleBatch(rows)) if rows is not None else None
+        row_message = pa.record_batch(_CapsuleBatch(index)).column(0) if index is not None else None
+        return Polled(messages, decoded, row_message, list(errors), list(warnings))
+
+    def commit(self, offsets: Sequence[tuple[str, int, int]]) -> None:
+        """Commits ``(topic, partition, next offset to read)`` positions
+        synchronously."""
+        self._native.commit([(str(t), int(p), int(o)) for t, p, o in offsets])
+
+    def assignment(self) -> list[tuple[str, int, int]]:
+        """The partitions assigned to this consumer now."""
+        return [tuple(x) for x in self._native.assignment()]
+
+    def close(self) -> None:
+        """Leaves the group. Idempotent."""
+        self._native.close()
+
+    def __enter__(self) -> BatchConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _CapsuleBatch:
+    """Adapts a (schema capsule, array capsule) pair to __arrow_c_array__."""
+
+    __slots__ = ("_capsules",)
+
+    def __init__(self, capsules: tuple[Any, Any]) -> None:
+        self._capsules = capsules
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]:
+        return self._capsules

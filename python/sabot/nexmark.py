@@ -7,7 +7,10 @@ overlap and share one event-time timeline. Same seed, same events.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -265,6 +268,106 @@ def q17(b: DataStream) -> DataStream:
     )
 
 
+def q14(b: DataStream) -> DataStream:
+    """Calculation: bids with 1,000,000 < 0.908 * price < 50,000,000 -> auction,
+    bidder, price (0.908 * price, float64; Flink: DECIMAL(23,3)), bidTimeType
+    (from the UTC hour: 8-18 'dayTime', <= 6 or >= 20 'nightTime', else
+    'otherTime'), dateTime, extra, c_counts (the 'c' characters of extra).
+
+    The range test is exact: 908 * price against 10^9 and 5 * 10^10 in int64."""
+    scaled = col("price") * 908
+    in_range = b.filter((scaled > 1_000_000_000) & (scaled < 50_000_000_000))
+    hour = call("hour", col("dateTime"))
+    bid_time_type = call(
+        "if_else",
+        (hour >= 8) & (hour <= 18),
+        lit("dayTime"),
+        call("if_else", (hour <= 6) | (hour >= 20), lit("nightTime"), lit("otherTime")),
+    )
+    c_counts = call("count_substring", col("extra"), options=pc.MatchSubstringOptions("c"))
+    return in_range.select(
+        "auction",
+        "bidder",
+        price=col("price") * 0.908,
+        bidTimeType=bid_time_type,
+        dateTime=col("dateTime"),
+        extra=col("extra"),
+        c_counts=c_counts.cast("int64"),
+    )
+
+
+_CHANNEL_IDS = {"apple": "0", "google": "1", "facebook": "2", "baidu": "3"}
+CHANNEL_ID_PATTERN = "(&|^)channel_id=([^&]*)"
+"""q21's REGEXP_EXTRACT pattern (group 2 is the channel id)."""
+
+
+def q21(b: DataStream) -> DataStream:
+    """Add channel id: bids whose url carries a channel_id parameter
+    (REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) not null) or whose
+    lower-cased channel is apple, google, facebook or baidu -> auction, bidder,
+    price, channel, channel_id ('0'-'3' for those four channels, else the
+    extracted value)."""
+    # Arrow's extract_regex wants named groups: the same pattern, group 1
+    # non-capturing, group 2 named.
+    extracted = call(
+        "struct_field",
+        call(
+            "extract_regex",
+            col("url"),
+            options=pc.ExtractRegexOptions("(?:&|^)channel_id=(?P<channel_id>[^&]*)"),
+        ),
+        options=pc.StructFieldOptions([0]),
+    )
+    step = b.select(
+        "auction",
+        "bidder",
+        "price",
+        "channel",
+        lower=call("utf8_lower", col("channel")),
+        extracted=extracted,
+    )
+    lower = col("lower")
+    known = None
+    channel_id = col("extracted")
+    for name, code in reversed(_CHANNEL_IDS.items()):
+        channel_id = call("if_else", lower == name, lit(code), channel_id)
+        known = lower == name if known is None else known | (lower == name)
+    kept = step.filter(call("is_valid", col("extracted")) | known)
+    return kept.select("auction", "bidder", "price", "channel", channel_id=channel_id)
+
+
+_URL_DIRECTORIES = "^[^/]*/[^/]*/[^/]*/(?P<dir1>[^/]*)(?:/(?P<dir2>[^/]*))?(?:/(?P<dir3>[^/]*))?"
+"""Fields 3, 4 and 5 (from 0) of a '/'-separated value, in one regex pass."""
+
+
+def q22(b: DataStream) -> DataStream:
+    """Get URL directories: auction, bidder, price, channel, dir1-dir3 =
+    SPLIT_INDEX(url, '/', 3 / 4 / 5), the three path segments of the url
+    (empty fields kept, null past the last field).
+
+    One regex pass extracts the three fields (no match, i.e. fewer than 3
+    separators: all null); dir2 and dir3 are nulled where the url has fewer
+    than 4 / 5 separators (their optional groups did not take part)."""
+    fields = b.select(
+        "auction",
+        "bidder",
+        "price",
+        "channel",
+        dirs=call("extract_regex", col("url"), options=pc.ExtractRegexOptions(_URL_DIRECTORIES)),
+        separators=call("count_substring", col("url"), options=pc.MatchSubstringOptions("/")),
+    )
+
+    def field(i: int) -> pc.Expression:
+        value = call("struct_field", col("dirs"), options=pc.StructFieldOptions([i]))
+        if i == 0:
+            return value
+        return call("if_else", col("separators") >= 3 + i, value, lit(None).cast("string"))
+
+    return fields.select(
+        "auction", "bidder", "price", "channel", dir1=field(0), dir2=field(1), dir3=field(2)
+    )
+
+
 QUERIES: dict[str, Callable[[DataStream], DataStream]] = {
     "q0": q0,
     "q1": q1,
@@ -272,9 +375,12 @@ QUERIES: dict[str, Callable[[DataStream], DataStream]] = {
     "q5": q5,
     "q11": q11,
     "q12": q12,
+    "q14": q14,
     "q15": q15,
     "q16": q16,
     "q17": q17,
+    "q21": q21,
+    "q22": q22,
 }
 """Queries over the bid stream alone: ``QUERIES[q](bids)``."""
 
@@ -298,18 +404,55 @@ class Sources:
         events: int = 0,
         parallelism: int = 0,
         source: str = "view",
+        side_input: str | os.PathLike[str] | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
         **config: Any,
     ) -> None:
         if source not in ("view", "combined"):
             raise ValueError(f"source={source!r}: use 'view' or 'combined'")
         self.env = env
+        self._side_input = os.fspath(side_input) if side_input is not None else None
+        self._output_dir = os.fspath(output_dir) if output_dir is not None else None
         self._args = {"events": events, "parallelism": parallelism, **config}
         self._source = source
         self._streams: dict[str, DataStream] = {}
 
+    @classmethod
+    def from_file(
+        cls,
+        env: Environment,
+        path: str | os.PathLike[str],
+        *,
+        parallelism: int = 0,
+        side_input: str | os.PathLike[str] | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+    ) -> Sources:
+        """The same streams read from an event file of :func:`write_events`.
+
+        One file is one split: a single reader decodes it and splits it into the
+        three entities (flattened, timestamps parsed) in its own instance, so
+        event time stays in file order; the queries then assign the suite's
+        watermark (dateTime - 4 s). ``parallelism`` > 0 runs the flattened
+        streams with that many instances (rows dealt round robin); 0 keeps them
+        with the reader."""
+        sources = cls(env, parallelism=parallelism, side_input=side_input, output_dir=output_dir)
+        sources._source = "file"
+        sources._path = os.fspath(path)
+        if not os.path.isfile(sources._path):
+            raise FileNotFoundError(f"Nexmark event file {sources._path} does not exist")
+        return sources
+
     def _get(self, view: str) -> DataStream:
         if view not in self._streams:
-            if self._source == "view":
+            if self._source == "file":
+                if "combined" not in self._streams:
+                    self._streams["combined"] = self.env.from_files(
+                        self._path, "jsonl", schema=file_schema(), parallelism=1
+                    )
+                stream = _file_view(self._streams["combined"], view)
+                p = self._args["parallelism"]
+                self._streams[view] = stream.parallelism(p) if p > 0 else stream
+            elif self._source == "view":
                 make = {"bid": bids, "auction": auctions, "person": persons}[view]
                 self._streams[view] = make(self.env, **self._args)
             else:
@@ -317,6 +460,21 @@ class Sources:
                     self._streams["combined"] = events(self.env, **self._args)
                 self._streams[view] = _flatten(self._streams["combined"], view)
         return self._streams[view]
+
+    @property
+    def side_input(self) -> str:
+        """q13's side input file (made on first use when none was given)."""
+        if self._side_input is None:
+            self._side_input = os.fspath(_default_side_input())
+        return self._side_input
+
+    @property
+    def output_dir(self) -> str:
+        """Where q10 writes its files (a new temporary directory when none was
+        given)."""
+        if self._output_dir is None:
+            self._output_dir = tempfile.mkdtemp(prefix="sabot-nexmark-q10-")
+        return self._output_dir
 
     @property
     def bids(self) -> DataStream:
@@ -491,6 +649,144 @@ def q9(s: Sources) -> DataStream:
     )
 
 
+Q6_PRECEDING = 10
+"""q6 averages the current and the 10 preceding winning prices of a seller."""
+
+
+class SellerAverages:
+    """q6's OVER aggregate over an updating input, as a keyed function (key:
+    seller): AVG(price) OVER (PARTITION BY seller ORDER BY dateTime ROWS BETWEEN
+    10 PRECEDING AND CURRENT ROW) for every current winning bid of the seller.
+
+    Input: the winning bids (changelog: +I/+U add or replace an auction's row,
+    -U/-D remove it) with id, seller, price, bid_time. State per seller: the
+    winning price and bid time of each of its auctions and the average last
+    emitted for it (map states, so the backend keeps and checkpoints them).
+    Each batch applies its changes, recomputes the averages of the sellers it
+    touches (rows ordered by bid time, then auction id) and emits, per auction
+    whose average changed, -U/+U (or +I, or -D when its winning bid left):
+    seller, id, avg_price (BIGINT average: sum div count), _op."""
+
+    def open(self, ctx: Any) -> None:
+        self.price = ctx.map_state("price", pa.int64(), pa.int64())
+        self.time = ctx.map_state("time", pa.int64(), pa.int64())
+        self.emitted = ctx.map_state("avg", pa.int64(), pa.int64())
+
+    @staticmethod
+    def _maps(entries: pa.MapArray) -> list[dict[int, int]]:
+        return [dict(m) if m is not None else {} for m in entries.to_pylist()]
+
+    def process_batch(self, batch: pa.RecordBatch, ctx: Any) -> pa.RecordBatch | None:
+        sellers = batch.column("seller").to_pylist()
+        touched = list(dict.fromkeys(sellers))
+        keys = pa.array(touched, pa.int64())
+        prices = self._maps(self.price.entries_many(keys))
+        times = self._maps(self.time.entries_many(keys))
+        before = self._maps(self.emitted.entries_many(keys))
+        index = {seller: i for i, seller in enumerate(touched)}
+        rows = zip(
+            sellers,
+            batch.column("id").to_pylist(),
+            batch.column("price").to_pylist(),
+            pc.cast(batch.column("bid_time"), pa.int64()).to_pylist(),
+            batch.column("_op").to_pylist(),
+            strict=True,
+        )
+        for seller, auction, price, time, op in rows:
+            i = index[seller]
+            if op in (0, 2):
+                prices[i][auction] = price
+                times[i][auction] = time
+            else:
+                prices[i].pop(auction, None)
+                times[i].pop(auction, None)
+        out: dict[str, list[int]] = {"seller": [], "id": [], "avg_price": [], "_op": []}
+
+        def emit(seller: int, auction: int, avg: int, op: int) -> None:
+            out["seller"].append(seller)
+            out["id"].append(auction)
+            out["avg_price"].append(avg)
+            out["_op"].append(op)
+
+        state_keys: list[int] = []
+        state_ids: list[int] = []
+        state_prices: list[int] = []
+        state_times: list[int] = []
+        state_avgs: list[int] = []
+        for seller, i in index.items():
+            order = sorted(prices[i], key=lambda a, t=times[i]: (t[a], a))
+            window: list[int] = []
+            total = 0
+            after: dict[int, int] = {}
+            for auction in order:
+                window.append(prices[i][auction])
+                total += window[-1]
+                if len(window) > Q6_PRECEDING + 1:
+                    total -= window.pop(0)
+                after[auction] = total // len(window)
+            for auction, avg in before[i].items():
+                if auction not in after:
+                    emit(seller, auction, avg, 3)
+            for auction, avg in after.items():
+                old = before[i].get(auction)
+                if old is None:
+                    emit(seller, auction, avg, 0)
+                elif old != avg:
+                    emit(seller, auction, old, 1)
+                    emit(seller, auction, avg, 2)
+                state_keys.append(seller)
+                state_ids.append(auction)
+                state_prices.append(prices[i][auction])
+                state_times.append(times[i][auction])
+                state_avgs.append(avg)
+        for state in (self.price, self.time, self.emitted):
+            state.clear_many(keys)
+        if state_keys:
+            k = pa.array(state_keys, pa.int64())
+            ids = pa.array(state_ids, pa.int64())
+            self.price.put_many(k, ids, pa.array(state_prices, pa.int64()))
+            self.time.put_many(k, ids, pa.array(state_times, pa.int64()))
+            self.emitted.put_many(k, ids, pa.array(state_avgs, pa.int64()))
+        if not out["_op"]:
+            return None
+        return pa.record_batch(
+            {
+                "seller": pa.array(out["seller"], pa.int64()),
+                "id": pa.array(out["id"], pa.int64()),
+                "avg_price": pa.array(out["avg_price"], pa.int64()),
+                "_op": pa.array(out["_op"], pa.int8()),
+            }
+        )
+
+
+def q6(s: Sources) -> DataStream:
+    """Average selling price by seller: the winning bid of each auction (the
+    highest within its lifetime, ties: the earlier bid; an updating top-1, as
+    q9), then per seller the average of the current and the 10 preceding
+    winning prices in bid-time order (:class:`SellerAverages`) -> seller, id,
+    avg_price, _op; upsert key id (the suite's result has seller, avg_price).
+
+    Flink's suite leaves q6 out: its OVER aggregate cannot consume the updates
+    the winning bids make. Here the averages are maintained under them."""
+    winning = _winning_bids(
+        s,
+        ["id", "seller", "dateTime", "expires"],
+        {"auction": col("auction"), "price": col("price")},
+    )
+    since_open = call("subtract", col("bid_time").cast("int64"), col("dateTime").cast("int64"))
+    tie = call("min_element_wise", since_open, lit(_TIE_BITS - 1))
+    ranked = winning.select(
+        "id",
+        "seller",
+        "price",
+        "bid_time",
+        rank_key=col("price") * _TIE_BITS + (_TIE_BITS - 1) - tie,
+    )
+    top = ranked.key_by("id").top_n(1, "rank_key", descending=True)
+    changes = top.select("id", "seller", "price", "bid_time", _op=col("_op"))
+    return changes.key_by("seller").process(SellerAverages(), name="q6_seller_averages")
+
+
 AUCTION_COLUMNS = [
     "id",
     "itemName",
@@ -549,12 +845,161 @@ def q20(s: Sources) -> DataStream:
     )
 
 
+SIDE_INPUT_ROWS = 10_000
+
+
+def write_side_input(path: str | os.PathLike[str], rows: int = SIDE_INPUT_ROWS) -> Path:
+    """Writes q13's side input as the suite makes it: CSV lines "i,i" for i = 0 ..
+    rows - 1, no header (columns key BIGINT, value VARCHAR). Returns the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.inprogress")
+    tmp.write_text("".join(f"{i},{i}\n" for i in range(rows)))
+    os.replace(tmp, target)
+    return target
+
+
+def read_side_input(path: str | os.PathLike[str]) -> pa.Table:
+    """q13's side input file as a table (key int64, value string)."""
+    from pyarrow import csv
+
+    return csv.read_csv(
+        path,
+        read_options=csv.ReadOptions(column_names=["key", "value"]),
+        convert_options=csv.ConvertOptions(
+            column_types={"key": pa.int64(), "value": pa.string()},
+            strings_can_be_null=False,
+        ),
+    )
+
+
+def _default_side_input() -> Path:
+    path = Path(tempfile.gettempdir()) / f"sabot-nexmark-side-input-{SIDE_INPUT_ROWS}.csv"
+    if not path.is_file():
+        write_side_input(path)
+    return path
+
+
+def q13(s: Sources) -> DataStream:
+    """Bounded side input join: each bid enriched with the side input row whose
+    key is auction mod 10,000 -> auction, bidder, price, dateTime, value.
+
+    The side input is a CSV file (``Sources(..., side_input=PATH)``, default a
+    file of :func:`write_side_input`) read into a bounded stream and joined with
+    the bids by a regular join whose right side is unique per key: a bid whose
+    key row has arrived is emitted at once and not kept; only bids that arrive
+    before their key row wait in state. The suite's lookup join against the
+    file gives the same rows (every key 0..9999 is present)."""
+    side = s.env.from_table(read_side_input(s.side_input))
+    keyed = s.bids.select(
+        "auction",
+        "bidder",
+        "price",
+        "dateTime",
+        side_key=call("modulo", col("auction"), SIDE_INPUT_ROWS),
+    )
+    joined = keyed.join(side, on=("side_key", "key"), unique="right")
+    return joined.select("auction", "bidder", "price", "dateTime", "value")
+
+
+class PartitionedCsvWriter:
+    """q10's sink as a keyed function, keyed by ``partition`` (an int64 column
+    naming each row's partition, e.g. the minute of its time): appends the rows
+    of each partition to ``<path>/dt=<dt>/hm=<hm>/part-<instance>.csv`` and
+    passes them on without the ``partition`` column.
+
+    The file format is Flink's CSV: no header, timestamps as SQL text, the
+    partition columns (``dt``, ``hm``) only in the path, escaped as Flink
+    escapes a path (':' -> '%3A'). All rows of a partition reach one instance;
+    an instance holds one file per partition. Work per batch is per partition
+    (a batch of a time-ordered stream holds one or two minutes), not per row."""
+
+    def __init__(self, path: str, partition_by: tuple[str, ...] = ("dt", "hm")) -> None:
+        self.path = path
+        self.partition_by = partition_by
+
+    def open(self, ctx: Any) -> None:
+        self.instance = ctx.instance_index
+
+    def process_batch(self, batch: pa.RecordBatch, ctx: Any) -> pa.RecordBatch:
+        from pyarrow import csv
+
+        passed = batch.drop_columns(["partition"])
+        data = passed.drop_columns(list(self.partition_by))
+        columns = [_time_text(c) if pa.types.is_timestamp(c.type) else c for c in data.columns]
+        data = pa.RecordBatch.from_arrays(columns, names=data.schema.names)
+        partition = batch.column("partition")
+        options = csv.WriteOptions(include_header=False, quoting_style="needed")
+        for value in pc.unique(partition).to_pylist():
+            mask = pc.equal(partition, value)
+            first = pc.index(partition, value).as_py()
+            directory = Path(self.path).joinpath(
+                *(
+                    f"{c}={str(batch.column(c)[first].as_py()).replace(':', '%3A')}"
+                    for c in self.partition_by
+                )
+            )
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / f"part-{self.instance}.csv", "ab") as f:
+                csv.write_csv(data.filter(mask), f, options)
+        return passed
+
+
+SUCCESS_FILE = "_SUCCESS"
+
+
+def commit_partitions(path: str | os.PathLike[str]) -> list[str]:
+    """Marks every partition of a q10 output directory done, as Flink's
+    partition-commit policy 'success-file' does once the watermark passes the
+    partition's time + 1 min (at the end of a bounded input: all of them).
+    Returns the committed partition directories, relative to ``path``."""
+    root = Path(path)
+    committed = []
+    for directory in sorted(p.parent for p in root.glob("*/*/part-*.csv")):
+        (directory / SUCCESS_FILE).touch()
+        committed.append(str(directory.relative_to(root)))
+    return sorted(set(committed))
+
+
+def q10(s: Sources) -> DataStream:
+    """Log to file system: every bid with dt = 'yyyy-MM-dd' and hm = 'HH:mm' of
+    its dateTime (UTC), written as CSV into ``s.output_dir`` partitioned by (dt,
+    hm) (:class:`PartitionedCsvWriter`) -> auction, bidder, price, dateTime,
+    extra, dt, hm (the rows written). Call :func:`commit_partitions` after the
+    job to write the success files."""
+    # DATE_FORMAT(dateTime, 'yyyy-MM-dd') and 'HH:mm' are slices of the
+    # timestamp's text "yyyy-MM-dd HH:mm:ss.SSS".
+    with_text = s.bids.select(
+        "auction", "bidder", "price", "dateTime", "extra", text=_time_text_expr(col("dateTime"))
+    )
+    ms = col("dateTime").cast("int64").cast("float64")
+    minute = call("floor", call("divide", ms, lit(60_000.0))).cast("int64")
+    logged = with_text.select(
+        "auction",
+        "bidder",
+        "price",
+        "dateTime",
+        "extra",
+        dt=call("utf8_slice_codeunits", col("text"), options=pc.SliceOptions(0, 10)),
+        hm=call("utf8_slice_codeunits", col("text"), options=pc.SliceOptions(11, 16)),
+        partition=minute,
+    )
+    # Keyed by the minute (an int64; one (dt, hm) partition each) rather than by
+    # the two strings: cheaper to hash.
+    return logged.key_by("partition").process(
+        PartitionedCsvWriter(s.output_dir), name="q10_partitioned_csv"
+    )
+
+
 JOIN_QUERIES: dict[str, Callable[[Sources], DataStream]] = {
     "q3": q3,
     "q4": q4,
+    "q6": q6,
     "q7": q7,
     "q8": q8,
     "q9": q9,
+    "q10": q10,
+    "q13": q13,
     "q18": q18,
     "q19": q19,
     "q20": q20,
@@ -575,3 +1020,236 @@ def build(query: str, sources: Sources) -> DataStream:
     if query in JOIN_QUERIES:
         return JOIN_QUERIES[query](sources)
     raise ValueError(f"unknown query {query!r}; available: {', '.join(query_names())}")
+
+
+# --- event files and result files (issue #8: the comparison with Flink) -------
+#
+# write_events() writes the combined event sequence as JSON lines in the layout
+# of Flink's Nexmark `datagen` table; Sources.from_file() reads such a file back
+# into the person / auction / bid streams; result_table() / write_result() turn
+# a query's collected output into the suite's result form (select-list names
+# and order, the final table of an updating query, timestamps as SQL text).
+
+_TIMESTAMP = pa.timestamp("ms", tz="UTC")
+
+
+def _time_text_expr(value: pc.Expression) -> pc.Expression:
+    """timestamp[ms] -> its SQL TIMESTAMP(3) text in UTC, "2026-01-01 00:00:01.250"
+    (Arrow's cast of a zone-less timestamp to string; much faster than strftime)."""
+    return value.cast(pa.timestamp("ms")).cast(pa.string())
+
+
+def _time_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    return pc.cast(pc.cast(values, pa.timestamp("ms")), pa.string())
+
+
+def _textual(t: pa.DataType) -> pa.DataType:
+    """``t`` with every timestamp replaced by utf8 (the event file's types)."""
+    if pa.types.is_timestamp(t):
+        return pa.utf8()
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _textual(f.type), f.nullable) for f in t])
+    return t
+
+
+def file_schema() -> pa.Schema:
+    """The schema of an event file: the combined schema with timestamps as text."""
+    return pa.schema([pa.field(f.name, _textual(f.type), f.nullable) for f in schema("combined")])
+
+
+def _datagen_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A combined batch with every timestamp (nested ones too) as SQL text."""
+    columns = []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            column = _time_text(column)
+        elif pa.types.is_struct(field.type):
+            children = [
+                _time_text(column.field(i)) if pa.types.is_timestamp(f.type) else column.field(i)
+                for i, f in enumerate(field.type)
+            ]
+            column = pa.StructArray.from_arrays(
+                children,
+                fields=[pa.field(f.name, _textual(f.type), f.nullable) for f in field.type],
+                mask=pc.is_null(column),
+            )
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=file_schema())
+
+
+def write_events(
+    path: str | os.PathLike[str], *, events: int, format: str = "jsonl", **config: Any
+) -> int:
+    """Writes ``events`` events of the generated sequence (one split, config keys as
+    :meth:`Environment.from_nexmark`) to the file ``path`` as JSON lines in the
+    layout of Flink's Nexmark ``datagen`` table::
+
+        {"event_type": 2, "person": null, "auction": null,
+         "bid": {"auction": 1000, ..., "dateTime": "2026-01-01 00:00:00.004", ...},
+         "dateTime": "2026-01-01 00:00:00.004"}
+
+    Timestamps are SQL ``TIMESTAMP(3)`` text in UTC. The file is written under a
+    temporary name and renamed into place. Returns the number of events written."""
+    if format != "jsonl":
+        raise ValueError(f"write_events: format={format!r}; only 'jsonl' is supported")
+    if events <= 0:
+        raise ValueError(f"write_events: events={events}; give a positive number of events")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    env = Environment(parallelism=1, num_threads=1)
+    stream = env.from_nexmark(num_events=events, view="combined", parallelism=1, **config)
+    with tempfile.TemporaryDirectory(prefix=".events-", dir=target.parent) as tmp:
+        stream.map(_datagen_batch, schema=file_schema(), name="datagen_text").write_jsonl(tmp)
+        env.execute()
+        os.replace(Path(tmp) / "part-0.jsonl", target)
+    return events
+
+
+def _from_text(value: pc.Expression) -> pc.Expression:
+    """SQL TIMESTAMP(3) text (UTC wall time) -> timestamp[ms, UTC]."""
+    return value.cast(pa.timestamp("ms")).cast(_TIMESTAMP)
+
+
+def _file_view(combined: DataStream, view: str) -> DataStream:
+    """One entity's rows of an event file, flattened, timestamps parsed; dateTime
+    is the top-level one (the event-time attribute of the suite's views). Runs
+    with the reader (parallelism 1, chained)."""
+    columns: dict[str, pc.Expression] = {}
+    for f in schema(view):
+        if f.name == "dateTime":
+            columns[f.name] = _from_text(pc.field("dateTime"))
+        elif pa.types.is_timestamp(f.type):
+            columns[f.name] = _from_text(pc.field(view, f.name))
+        else:
+            columns[f.name] = pc.field(view, f.name)
+    kind = combined.filter(col("event_type") == _EVENT_TYPES[view]).parallelism(1)
+    return kind.select(**columns).parallelism(1)
+
+
+def count_events(path: str | os.PathLike[str]) -> int:
+    """The number of events (lines) in an event file."""
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+_BID_RESULT = ["auction", "bidder", "price", "channel", "url", "dateTime", "extra"]
+_DAY_COUNTS = [
+    f"{rank}_{what}"
+    for what in ("bids", "bidders", "auctions")
+    for rank in ("total", "rank1", "rank2", "rank3")
+]
+
+RESULT_COLUMNS: dict[str, list[str]] = {
+    "q0": ["auction", "bidder", "price", "dateTime", "extra"],
+    "q1": ["auction", "bidder", "price", "dateTime", "extra"],
+    "q2": ["auction", "price"],
+    "q3": ["name", "city", "state", "id"],
+    "q4": ["category", "avg"],
+    "q5": ["auction", "num"],
+    "q6": ["seller", "avg_price"],
+    "q7": ["auction", "price", "bidder", "dateTime", "extra"],
+    "q8": ["id", "name", "starttime"],
+    "q9": [*AUCTION_COLUMNS, "auction", "bidder", "price", "bid_dateTime", "bid_extra"],
+    "q10": ["auction", "bidder", "price", "dateTime", "extra", "dt", "hm"],
+    "q11": ["bidder", "bid_count", "starttime", "endtime"],
+    "q12": ["bidder", "bid_count", "window_start", "window_end"],
+    "q13": ["auction", "bidder", "price", "dateTime", "value"],
+    "q14": ["auction", "bidder", "price", "bidTimeType", "dateTime", "extra", "c_counts"],
+    "q15": ["day", *_DAY_COUNTS],
+    "q16": ["channel", "day", "minute", *_DAY_COUNTS],
+    "q17": [
+        "auction",
+        "day",
+        "total_bids",
+        "rank1_bids",
+        "rank2_bids",
+        "rank3_bids",
+        "min_price",
+        "max_price",
+        "avg_price",
+        "sum_price",
+    ],
+    "q18": _BID_RESULT,
+    "q19": [*_BID_RESULT, "rank_number"],
+    "q20": [
+        *_BID_RESULT[:5],
+        "bid_dateTime",
+        "bid_extra",
+        "itemName",
+        "description",
+        "initialBid",
+        "reserve",
+        "auction_dateTime",
+        "expires",
+        "seller",
+        "category",
+        "auction_extra",
+    ],
+    "q21": ["auction", "bidder", "price", "channel", "channel_id"],
+    "q22": ["auction", "bidder", "price", "channel", "dir1", "dir2", "dir3"],
+}
+"""The columns of each query's result form, named and ordered as the suite's SQL
+select list (an unnamed expression or a repeated name takes the sink table's
+column name: q4's ``avg``, q10's ``dt``/``hm``, q20's ``bid_*``/``auction_*``)."""
+
+UPSERT_KEYS: dict[str, list[str]] = {
+    "q4": ["category"],
+    "q6": ["id"],
+    "q9": ["id"],
+    "q18": ["bidder", "auction"],
+    "q19": ["auction", "rank_number"],
+}
+"""The upsert key of each query whose Sabot stream is a changelog (``_op``)."""
+
+_RENAMED: dict[str, dict[str, str]] = {}
+"""Result column -> column of Sabot's stream, where the two differ."""
+
+_DECIMAL_3 = {"q1": ["price"], "q14": ["price"]}
+"""float64 columns that the suite computes as DECIMAL(23, 3): rounded to 3 places."""
+
+
+def result_table(query: str, table: pa.Table) -> pa.Table:
+    """A query's collected output in the suite's result form: an updating result
+    (``_op``) reduced to its final table (one row per upsert key), the columns of
+    :data:`RESULT_COLUMNS` in order, DECIMAL(23, 3) values rounded to 3 places and
+    q17's ``avg_price`` as the suite's BIGINT average (sum div count)."""
+    from sabot import changelog
+
+    if query not in RESULT_COLUMNS:
+        raise ValueError(f"no result form for query {query!r}")
+    if changelog.OP_COLUMN in table.column_names:
+        table = changelog.materialize(table, key=UPSERT_KEYS.get(query))
+    if query == "q17":
+        avg = pc.divide(table["sum_price"], table["total_bids"])  # int64: truncates
+        table = table.set_column(table.column_names.index("avg_price"), "avg_price", avg)
+    renamed = _RENAMED.get(query, {})
+    columns = {name: table[renamed.get(name, name)] for name in RESULT_COLUMNS[query]}
+    for name in _DECIMAL_3.get(query, []):
+        # The nearest double to the 3-place decimal: an exact integer of
+        # thousandths divided by 1000 (pc.round(x, 3) can land one ulp off).
+        thousandths = pc.round(pc.multiply(columns[name], 1000.0))
+        columns[name] = pc.divide(thousandths, 1000.0)
+    return pa.table(columns)
+
+
+def write_result(table: pa.Table, path: str | os.PathLike[str]) -> int:
+    """Writes a result table as JSON lines (one object per row, keys in column
+    order, timestamps as SQL TIMESTAMP(3) text in UTC). Returns the row count."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            text = _time_text(table[field.name].cast(_TIMESTAMP))
+            table = table.set_column(i, field.name, text)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if table.num_rows == 0:
+        target.write_bytes(b"")
+        return 0
+    env = Environment(parallelism=1, num_threads=1)
+    with tempfile.TemporaryDirectory(prefix=".result-", dir=target.parent) as tmp:
+        env.from_table(table).write_jsonl(tmp)
+        env.execute()
+        os.replace(Path(tmp) / "part-0.jsonl", target)
+    return table.num_rows

@@ -121,6 +121,13 @@ class Codec:
 
     def dumps(self, obj: Any) -> bytes:
         """Encodes ``obj`` through every codec of the chain, in order."""
+        if len(self.nodes) == 1:
+            try:
+                return self._dumps(obj)
+            except CodecError:
+                raise
+            except Exception as exc:
+                raise CodecError(self.name, f"cannot encode {_preview(obj)}", exc) from exc
         for node in self.nodes:
             try:
                 obj = node._dumps(obj)
@@ -132,6 +139,13 @@ class Codec:
 
     def loads(self, s: bytes) -> Any:
         """Decodes ``s`` through every codec of the chain, in reverse order."""
+        if len(self.nodes) == 1:
+            try:
+                return self._loads(s)
+            except CodecError:
+                raise
+            except Exception as exc:
+                raise CodecError(self.name, f"cannot decode {_preview(s)}", exc) from exc
         for node in reversed(self.nodes):
             try:
                 s = node._loads(s)
@@ -178,6 +192,9 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
+_ENCODER = _json.JSONEncoder(default=_json_default)
+
+
 class JSONCodec(Codec):
     """JSON (UTF-8). Records, datetimes (ISO 8601), Decimals and UUIDs (as
     strings), enums (their value) and sets (as lists) are written as Faust
@@ -186,10 +203,10 @@ class JSONCodec(Codec):
     name = "json"
 
     def _dumps(self, obj: Any) -> bytes:
-        return _json.dumps(obj, default=_json_default).encode("utf-8")
+        return _ENCODER.encode(obj).encode("utf-8")
 
     def _loads(self, s: bytes) -> Any:
-        return _json.loads(want_str(s))
+        return _json.loads(s if isinstance(s, (bytes, bytearray, str)) else want_str(s))
 
 
 class RawCodec(Codec):

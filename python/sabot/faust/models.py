@@ -846,18 +846,23 @@ class Record:
                     model=cls.__name__,
                     field=unknown[0],
                 )
-        opts = cls._options
+        self._fill(descs, kwargs)
+
+    def _fill(self, descs: dict[str, FieldDescriptor], data: Mapping[str, Any]) -> None:
+        """Sets every field from ``data`` (or its default), converted."""
+        values = self.__dict__
         for name, desc in descs.items():
-            if name in kwargs:
-                value = kwargs[name]
-            elif desc.default is not NOT_SET:
+            value = data.get(name, NOT_SET)
+            if value is NOT_SET:
+                if desc.default is NOT_SET:
+                    raise MissingFieldError(
+                        "missing required field", model=type(self).__name__, field=name
+                    )
                 value = desc.default_value()
-            else:
-                raise MissingFieldError("missing required field", model=cls.__name__, field=name)
-            if value is not None and desc._convert is not None:
+            elif value is not None and desc._convert is not None:
                 value = desc._convert(desc._plan, value)
-            self.__dict__[name] = value
-        if opts.validation:
+            values[name] = value
+        if self._options.validation:
             errors = self.validate()
             if errors:
                 raise errors[0]
@@ -906,8 +911,12 @@ class Record:
                 f"from_data expects a mapping of field values, got {type(data).__name__}",
                 model=cls.__name__,
             )
-        model = cls._maybe_namespace(data, preferred_type=preferred_type or cls) or cls
-        return model(__strict__=False, **{k: v for k, v in data.items() if isinstance(k, str)})
+        model = cls
+        if BLESSED_KEY in data:
+            model = cls._maybe_namespace(data, preferred_type=preferred_type or cls) or cls
+        record = model.__new__(model)
+        record._fill(model._descriptors(), data)
+        return record
 
     # --------------------------------------------------------------- output
 

@@ -47,7 +47,14 @@ from sabot.faust import codecs
 from sabot.faust.models import Record, maybe_model
 from sabot.faust.windows import HoppingWindow, TumblingWindow, Window, WindowRange
 
-__all__ = ["ChangeloggedSet", "GlobalTable", "SetTable", "Table", "TableError"]
+__all__ = [
+    "ChangelogTopic",
+    "ChangeloggedSet",
+    "GlobalTable",
+    "SetTable",
+    "Table",
+    "TableError",
+]
 
 log = logging.getLogger("sabot.faust.tables")
 
@@ -64,12 +71,18 @@ class TableError(RuntimeError):
     names the table and the changelog topic."""
 
 
+_current_event_fn: Callable[[], Any] | None = None
+
+
 def _current_event() -> Any:
-    try:
-        from sabot.faust.events import current_event
-    except ImportError:  # the core module is not there (tables used on their own)
-        return None
-    return current_event()
+    global _current_event_fn
+    if _current_event_fn is None:
+        try:
+            from sabot.faust.events import current_event
+        except ImportError:  # the core module is not there (tables used on their own)
+            return None
+        _current_event_fn = current_event
+    return _current_event_fn()
 
 
 def _event_partition(event: Any) -> int | None:
@@ -118,6 +131,30 @@ class _Conf:
         self.topic_partitions = int(getattr(conf, "topic_partitions", None) or 8)
         self.tabledir = getattr(conf, "tabledir", None) or ""
         self.cleanup_interval = float(getattr(conf, "table_cleanup_interval", None) or 1.0)
+
+
+class ChangelogTopic:
+    """Names a table's changelog topic (what Faust's ``table.changelog_topic``
+    is used for); making it declares nothing."""
+
+    __slots__ = ("name", "partitions")
+
+    def __init__(self, name: str, partitions: int) -> None:
+        self.name = name
+        self.partitions = partitions
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<ChangelogTopic {self.name} partitions={self.partitions}>"
 
 
 class Table(MutableMapping):
@@ -175,11 +212,15 @@ class Table(MutableMapping):
         self._changelog_name = changelog_topic if isinstance(changelog_topic, str) else None
         self.key_serializer = key_serializer or "json"
         self.value_serializer = value_serializer or "json"
+        self._key_codec = codecs.get_codec(self.key_serializer)
+        self._value_codec = codecs.get_codec(self.value_serializer)
+        self._json = codecs.get_codec("json")
         self._backend, self._local_dir = _parse_store(store or self._conf.store)
         self._local_dir = self._local_dir or self._conf.tabledir
         self._store: Any = None
-        self._cache: dict[Any, tuple[int, Any]] = {}
+        self._cache: dict[Any, tuple[int, Any, bytes]] = {}
         self._cache_size = int(cache_size)
+        self._num_keys = 0  # the store starts empty; kept exact on every write
         self._pending: dict[tuple[int, bytes], bytes | None] = {}
         self._drain_task: asyncio.Task | None = None
         self._send_error: BaseException | None = None
@@ -223,15 +264,9 @@ class Table(MutableMapping):
         return self._changelog_name or f"{self._conf.id}-{self.name}-changelog"
 
     @property
-    def changelog_topic(self) -> Any:
-        """The changelog topic (a Topic of the app when it makes them)."""
-        make = getattr(self.app, "topic", None)
-        if callable(make):
-            try:
-                return make(self.changelog_topic_name, partitions=self.partitions)
-            except Exception:  # noqa: BLE001 - the name is what matters
-                pass
-        return self.changelog_topic_name
+    def changelog_topic(self) -> ChangelogTopic:
+        """The changelog topic: ``.name``, ``.partitions``, ``get_topic_name()``."""
+        return ChangelogTopic(self.changelog_topic_name, self.partitions)
 
     @property
     def store_url(self) -> str:
@@ -305,7 +340,8 @@ class Table(MutableMapping):
                 if msg.key is None:
                     continue
                 if msg.key == WATERMARK_KEY:
-                    self._note_closed(float(codecs.loads("json", msg.value)), send=False)
+                    if msg.value is not None:
+                        self._note_closed(float(self._json.loads(msg.value)), send=False)
                     continue
                 partition = int(msg.partition)
                 if partition >= self.partitions:
@@ -328,6 +364,7 @@ class Table(MutableMapping):
                 f"{count} records: {exc}"
             ) from exc
         self._cache.clear()
+        self._num_keys = len(store.items())
         if self.window is not None:
             self._rebuild_window_index()
         self.recovered_records += count
@@ -427,8 +464,8 @@ class Table(MutableMapping):
             if self.window is not None and isinstance(key, tuple) and len(key) == 2:
                 inner, window = key
                 if isinstance(window, tuple) and len(window) == 2:
-                    return codecs.dumps("json", [_as_repr(inner), [window[0], window[1]]])
-            data = codecs.dumps(self.key_serializer, _as_repr(key))
+                    return self._json.dumps([_as_repr(inner), [window[0], window[1]]])
+            data = self._key_codec.dumps(_as_repr(key))
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot encode key {key!r}: {exc}") from exc
         if isinstance(data, str):
@@ -442,16 +479,16 @@ class Table(MutableMapping):
 
     def _decode_key(self, data: bytes) -> Any:
         if self.window is not None:
-            raw = codecs.loads("json", data)
+            raw = self._json.loads(data)
             if isinstance(raw, list) and len(raw) == 2 and isinstance(raw[1], list):
                 inner = maybe_model(self.key_type, raw[0])
                 return (_hashable(inner), (float(raw[1][0]), float(raw[1][1])))
-        raw = codecs.loads(self.key_serializer, data)
+        raw = self._key_codec.loads(data)
         return _hashable(maybe_model(self.key_type, raw))
 
     def _encode_value(self, value: Any) -> bytes:
         try:
-            data = codecs.dumps(self.value_serializer, _as_repr(value))
+            data = self._value_codec.dumps(_as_repr(value))
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot encode value {value!r}: {exc}") from exc
         if isinstance(data, str):
@@ -460,7 +497,7 @@ class Table(MutableMapping):
 
     def _decode_value(self, data: bytes) -> Any:
         try:
-            return maybe_model(self.value_type, codecs.loads(self.value_serializer, data))
+            return maybe_model(self.value_type, self._value_codec.loads(data))
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot decode a stored value: {exc}") from exc
 
@@ -471,13 +508,13 @@ class Table(MutableMapping):
 
     # ----------------------------------------------------------- key access
 
-    def _cache_put(self, key: Any, entry: tuple[int, Any]) -> None:
+    def _cache_put(self, key: Any, entry: tuple[int, Any, bytes]) -> None:
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[key] = entry
 
-    def _lookup(self, key: Any, kb: bytes | None = None) -> tuple[int, Any] | None:
-        """(partition, value) of ``key``, or None."""
+    def _lookup(self, key: Any, kb: bytes | None = None) -> tuple[int, Any, bytes] | None:
+        """(partition, value, key bytes) of ``key``, or None."""
         entry = self._cache.get(key, _MISSING)
         if entry is not _MISSING:
             return entry
@@ -494,14 +531,19 @@ class Table(MutableMapping):
             found = store.get_any(self.partitions, kb)
         if found is None:
             return None
-        entry = (found[0], self._decode_value(found[1]))
+        entry = (found[0], self._decode_value(found[1]), kb)
         self._cache_put(key, entry)
         return entry
 
     def _set_key(self, key: Any, value: Any) -> int:
-        self._raise_send_error()
-        kb = self._key_bytes(key)
-        old = self._lookup(key, kb)
+        if self._send_error is not None:
+            self._raise_send_error()
+        old = self._cache.get(key)
+        if old is not None:
+            kb = old[2]
+        else:
+            kb = self._key_bytes(key)
+            old = self._lookup(key, kb)
         partition = _event_partition(_current_event())
         if partition is None or partition >= self.partitions:
             partition = old[0] if old is not None else self._hash_partition(kb)
@@ -512,7 +554,9 @@ class Table(MutableMapping):
             store.delete(old[0], kb)
             self._changelog(old[0], kb, None)
         store.put(partition, kb, vb)
-        self._cache_put(key, (partition, value))
+        if old is None:
+            self._num_keys += 1
+        self._cache_put(key, (partition, value, kb))
         self._changelog(partition, kb, vb)
         return partition
 
@@ -523,6 +567,7 @@ class Table(MutableMapping):
         if old is None:
             raise KeyError(key)
         self._get_store().delete(old[0], kb)
+        self._num_keys -= 1
         self._cache.pop(key, None)
         self._changelog(old[0], kb, None)
         return old[1]
@@ -558,7 +603,7 @@ class Table(MutableMapping):
             yield key
 
     def __len__(self) -> int:
-        return len(self._get_store().items())
+        return self._num_keys
 
     def get(self, key: Any, default: Any = None) -> Any:
         entry = self._lookup(key)
@@ -577,6 +622,7 @@ class Table(MutableMapping):
         for partition, kb, _ in self._get_store().items():
             self._changelog(partition, kb, None)
         self._get_store().clear()
+        self._num_keys = 0
         self._cache.clear()
         self._windows.clear()
         self._window_heap.clear()
@@ -607,6 +653,7 @@ class Table(MutableMapping):
             "name": self.name,
             "type": type(self).__name__,
             "help": self.help,
+            "keys": self._num_keys,
             "changelog_topic": self.changelog_topic_name,
             "partitions": self.partitions,
             "store": self._backend,
@@ -699,8 +746,9 @@ class Table(MutableMapping):
         if entry is None:
             return
         value = entry[1]
-        kb = self._key_bytes(wkey)
+        kb = entry[2]
         self._get_store().delete(entry[0], kb)
+        self._num_keys -= 1
         self._cache.pop(wkey, None)
         self._changelog(entry[0], kb, None)
         self.windows_closed += 1
@@ -933,7 +981,7 @@ class SetTable(Table):
 
     def _decode_value(self, data: bytes) -> Any:
         try:
-            members = codecs.loads(self.value_serializer, data)
+            members = self._value_codec.loads(data)
         except codecs.CodecError as exc:
             raise TableError(f"table {self.name!r}: cannot decode a stored set: {exc}") from exc
         if not isinstance(members, list):

@@ -81,6 +81,8 @@ def test_counts_match_reference_and_changelog(store: str, tmp_path) -> None:
             assert partitions_seen[key.decode().strip('"')] == {partition}
         info = counts.info()
         assert info["changelog_topic"] == f"{app.conf.id}-counts-changelog"
+        assert counts.changelog_topic.get_topic_name() == info["changelog_topic"]
+        assert counts.changelog_topic.partitions == 4
         assert info["changelog_pending"] == 0
         await app.stop()
 
@@ -146,6 +148,7 @@ def test_delete_writes_a_tombstone_and_recovery_drops_the_key() -> None:
             table["a"]
         with pytest.raises(KeyError):
             del table["zz"]
+        assert len(table) == 1 and table.info()["keys"] == 1
         await app.stop()
         log = await _changelog(app, table)
         assert sorted((k, v) for (_, k), v in log.items()) == [
@@ -158,6 +161,7 @@ def test_delete_writes_a_tombstone_and_recovery_drops_the_key() -> None:
         table2 = app2.Table("t")
         await app2.start()
         assert dict(table2.items()) == {"b": {"nested": [1, 2]}}
+        assert len(table2) == 1
         await app2.stop()
 
     run(main())

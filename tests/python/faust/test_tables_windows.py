@@ -5,6 +5,7 @@ relative_to_field / relative_to_now, current / delta / now, windowed views."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -114,6 +115,7 @@ def test_tumbling_matches_reference_with_out_of_order_times(disorder: float) -> 
     want_open, want_closed, want_late = reference(events, size, size, expires)
     assert closed == want_closed
     assert open_windows == want_open
+    assert len(raw) == len(want_open)
     assert raw.late_updates == want_late
     assert raw.windows_closed == len(want_closed)
     if disorder:
@@ -241,14 +243,15 @@ class _Event:
 def test_relative_to_now_and_now() -> None:
     async def main():
         app = faust.App(unique("now"), broker="memory://")
-        hits = app.Table("hits", default=int).tumbling(3600, expires=7200).relative_to_now()
+        # windows of ~31 years: the wall clock stays in one window during the test
+        hits = app.Table("hits", default=int).tumbling(1e9, expires=2e9).relative_to_now()
         await app.start()
         hits["page"] += 1
         hits["page"] += 2
         assert hits["page"].now() == 3
         assert hits["page"].current() == 3
         assert dict(hits.items().now()) == {"page": 3}
-        window = TumblingWindow(3600).current(time.time())
+        window = TumblingWindow(1e9).current(time.time())
         assert hits.table[("page", window)] == 3
         hits["page"] = 10
         assert hits["page"].value() == 10
@@ -271,3 +274,32 @@ def test_window_ranges_as_faust_computes_them() -> None:
     assert not t.stale(0.0, 1e12)  # no expires: never stale
     with pytest.raises(ValueError, match="step 20.0 is larger than its size 10.0"):
         HoppingWindow(10, 20)
+
+
+def test_async_and_failing_window_close_callbacks() -> None:
+    closed: list = []
+
+    async def main():
+        app = faust.App(unique("cb"), broker="memory://")
+
+        async def record(key, value):
+            await asyncio.sleep(0)
+            closed.append((key, value))
+
+        def explode(key, value):
+            raise RuntimeError("callback bug")
+
+        good = app.Table("good", default=int, on_window_close=record).tumbling(10, expires=10)
+        bad = app.Table("bad", default=int, on_window_close=explode).tumbling(10, expires=10)
+        await app.start()
+        for view in (good, bad):
+            view.relative_to(1.0)["a"] += 1
+            view.relative_to(2.0)["a"] += 1
+            view.relative_to(25.0)["a"] += 5  # closes [0, 9.9]
+        await good.table.flush()
+        assert closed == [(("a", (0.0, 9.9)), 2)]
+        assert bad.table.window_close_errors == 1 and bad.table.windows_closed == 1
+        assert ("a", (0.0, 9.9)) not in bad.table  # closed even though the callback failed
+        await app.stop()
+
+    run(main())

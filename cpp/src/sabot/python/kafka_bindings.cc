@@ -9,15 +9,19 @@
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
 #include <stdexcept>
 #include <string>
 
 #include "sabot/api/datastream.h"
+#include "sabot/connectors/kafka/batch_consumer.h"
 #include "sabot/connectors/kafka/kafka_client.h"
 #include "sabot/connectors/kafka/kafka_sink.h"
 #include "sabot/connectors/kafka/kafka_source.h"
+#include "sabot/python/binding_util.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -218,6 +222,15 @@ nb::dict SinkStatsToDict(const kafka::KafkaSinkStats& s) {
   return d;
 }
 
+// Owns the opened consumer (which is neither copyable nor movable).
+struct BatchConsumerHandle {
+  std::unique_ptr<kafka::KafkaBatchConsumer> consumer;
+  kafka::KafkaBatchConsumer& get() {
+    if (!consumer) throw std::runtime_error("kafka batch consumer: not open");
+    return *consumer;
+  }
+};
+
 }  // namespace
 
 void RegisterKafkaBindings(nb::module_& m) {
@@ -291,6 +304,90 @@ void RegisterKafkaBindings(nb::module_& m) {
         return kafka::JavaDefaultPartition(key.c_str(), key.size(), partitions);
       },
       "key"_a, "partitions"_a);
+
+  // A consumer driven by Python (the Faust-compatible App): whole polls come back
+  // as Arrow batches, decoded natively; offsets are committed only on request.
+  nb::class_<BatchConsumerHandle>(m, "KafkaBatchConsumer")
+      .def(
+          "__init__",
+          [](BatchConsumerHandle* self, std::string bootstrap,
+             std::vector<std::string> topics, std::string group, std::string reset,
+             nb::object format, nb::dict config) {
+            kafka::BatchConsumerOptions o;
+            o.bootstrap = std::move(bootstrap);
+            o.topics = std::move(topics);
+            o.group = std::move(group);
+            o.reset = std::move(reset);
+            if (!format.is_none()) {
+              o.decode = true;
+              o.format = FormatFromDict(nb::cast<nb::dict>(format));
+            }
+            o.config = ConfigFromDict(config);
+            arrow::Result<std::unique_ptr<kafka::KafkaBatchConsumer>> r;
+            {
+              nb::gil_scoped_release release;
+              r = kafka::KafkaBatchConsumer::Open(std::move(o),
+                                                  arrow::default_memory_pool());
+            }
+            new (self) BatchConsumerHandle{Unwrap(std::move(r))};
+          },
+          "bootstrap"_a, "topics"_a, "group"_a, "reset"_a, "format"_a.none(), "config"_a)
+      .def(
+          "poll",
+          [](BatchConsumerHandle& h, int64_t max_messages, int timeout_ms) {
+            arrow::Result<kafka::PolledBatch> r;
+            {
+              nb::gil_scoped_release release;
+              r = h.get().Poll(max_messages, timeout_ms);
+            }
+            kafka::PolledBatch b = Unwrap(std::move(r));
+            nb::object rows = nb::none();
+            nb::object row_message = nb::none();
+            if (b.rows) {
+              rows = py::BatchToCapsules(b.rows);
+              auto index = arrow::RecordBatch::Make(
+                  arrow::schema({arrow::field("message", arrow::int32(), false)}),
+                  b.row_message->length(), {b.row_message});
+              row_message = py::BatchToCapsules(index);
+            }
+            nb::list errors;
+            for (const auto& e : b.errors)
+              errors.append(nb::make_tuple(e.message_index, e.reason));
+            nb::list warnings;
+            for (const auto& w : b.warnings) warnings.append(nb::str(w.c_str()));
+            return nb::make_tuple(py::BatchToCapsules(b.messages), rows, row_message,
+                                  errors, warnings);
+          },
+          "max_messages"_a, "timeout_ms"_a)
+      .def(
+          "commit",
+          [](BatchConsumerHandle& h,
+             std::vector<std::tuple<std::string, int32_t, int64_t>> offsets) {
+            std::vector<kafka::TopicPartitionOffset> list;
+            for (auto& [t, p, o] : offsets) list.push_back({t, p, o});
+            arrow::Status st;
+            {
+              nb::gil_scoped_release release;
+              st = h.get().Commit(list);
+            }
+            Check(st);
+          },
+          "offsets"_a)
+      .def("assignment",
+           [](BatchConsumerHandle& h) {
+             std::vector<std::tuple<std::string, int32_t, int64_t>> out;
+             for (auto& e : Unwrap(h.get().Assignment()))
+               out.emplace_back(e.topic, e.partition, e.offset);
+             return out;
+           })
+      .def("close", [](BatchConsumerHandle& h) {
+        arrow::Status st;
+        {
+          nb::gil_scoped_release release;
+          st = h.get().Close();
+        }
+        Check(st);
+      });
 }
 
 }  // namespace sabot

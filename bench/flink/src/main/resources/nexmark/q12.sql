@@ -1,0 +1,8 @@
+-- q12, processing-time windows: bids per bidder in 10 s tumbling windows of
+-- processing time.
+CREATE TEMPORARY VIEW IF NOT EXISTS bid_proctime AS
+SELECT *, PROCTIME() AS p_time FROM bid;
+
+SELECT B.bidder, COUNT(*) AS bid_count, B.window_start, B.window_end
+FROM TABLE(TUMBLE(TABLE bid_proctime, DESCRIPTOR(p_time), INTERVAL '10' SECOND)) AS B
+GROUP BY B.bidder, B.window_start, B.window_end;
