@@ -274,8 +274,17 @@ class Source:
     """The consumer of one channel for one agent (or one group_by/through
     stream): fetch loop, chunk queue, acknowledgement tracking and commits."""
 
-    def __init__(self, app: App, channel: Any, group: str, *, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        app: App,
+        channel: Any,
+        group: str,
+        *,
+        concurrency: int = 1,
+        needs_headers: bool = False,
+    ) -> None:
         self.app = app
+        self.needs_headers = needs_headers
         self.channel = channel
         self.group = group
         self.concurrency = max(1, concurrency)
@@ -325,6 +334,7 @@ class Source:
             self.group,
             value_format=_native_value_format(self.channel),
             objects=self.channel.objects,
+            needs_headers=self.needs_headers,
         )
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._fetch_loop(), name=f"fetch:{self.group}"))
@@ -646,7 +656,15 @@ class Agent:
         self.stopping = False
         self._stop_event = asyncio.Event()
         g = group or self.group or self.app._group_for(self)
-        self.source = Source(self.app, self.channel, g, concurrency=self.concurrency)
+        # An agent that yields can answer `ask` requests, which carry their
+        # reply address in record headers.
+        self.source = Source(
+            self.app,
+            self.channel,
+            g,
+            concurrency=self.concurrency,
+            needs_headers=inspect.isasyncgenfunction(self.fun),
+        )
         self.source.agent_name = self.short_name
         await self.source.start()
         self.actors = [Actor(self, i) for i in range(self.concurrency)]

@@ -643,5 +643,5 @@ NB_MODULE(_sabot, m) {
   RegisterViewBindings(m);         // materialized views, HTTP (python/views_bindings.cc)
   RegisterUpsertBindings(m);       // upsert sinks (python/upsert_bindings.cc)
   RegisterFaustStoreBindings(m);   // Faust tables' store (python/faust_store_bindings.cc)
-  RegisterFaustBindings(m);        // Faust consumer (python/faust_bindings.cc)
+  RegisterFaustBindings(m);        // Faust decoder (python/faust_bindings.cc)
 }

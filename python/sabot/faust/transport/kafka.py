@@ -57,6 +57,7 @@ class KafkaConsumer(Consumer):
             "heartbeat.interval.ms": 1000,
             "fetch.wait.max.ms": 50,
             "queued.max.messages.kbytes": 65536,
+            "topic.metadata.refresh.interval.ms": 5000,
         }
         conf.update(config)
         self.group = group
@@ -201,17 +202,11 @@ class KafkaBatch(Batch):
             ]
         return h
 
-    def topic_counts(self) -> Any:
-        import pyarrow.compute as pc
-
-        vc = pc.value_counts(self.arrow.column("topic").dictionary_decode())
-        return [(d["values"], d["counts"]) for d in vc.to_pylist()]
-
 
 class NativeKafkaConsumer(Consumer):
-    """The native consumer (``_sabot.FaustConsumer``): librdkafka batches land in
-    Arrow columns and, for topics with a Record value type, are decoded to Arrow
-    natively, all without the GIL."""
+    """The engine's consumer (:class:`sabot.kafka.BatchConsumer`): librdkafka
+    batches land in Arrow columns and, for topics with a Record value type, are
+    decoded to Arrow natively, all without the GIL."""
 
     def __init__(
         self,
@@ -221,45 +216,69 @@ class NativeKafkaConsumer(Consumer):
         config: dict[str, Any],
         value_format: Any,
     ) -> None:
-        from sabot import _sabot
-
-        fmt = None
+        fmt: dict[str, Any] = {}
         if value_format is not None:
-            fmt = {"name": value_format["name"]}
-            if value_format.get("schema") is not None:
-                fmt["schema"] = value_format["schema"].__arrow_c_schema__()
+            fmt = {"format": value_format["name"], "schema": value_format.get("schema")}
         self.group = group
         self.topics = list(topics)
         self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
-        self._native = _sabot.FaustConsumer(bootstrap, group, self.topics, dict(config), fmt)
+        conf = {
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": 50,
+            "topic.metadata.refresh.interval.ms": 5000,
+        }
+        conf.update(config)
+        self._native = sk.BatchConsumer(
+            self.topics, group=group, bootstrap=bootstrap, reset="earliest", config=conf, **fmt
+        )
         self.closed = False
         self.decode_failures = 0
 
     def assignment(self) -> set[tuple[str, int]]:
-        return {tuple(tp) for tp in self._native.assignment()}  # type: ignore[misc]
+        return {(t, p) for t, p, *_ in self._native.assignment()}
 
     def _poll(self, max_records: int, timeout: float) -> Batch | None:
         import pyarrow as pa
 
-        raw, decoded, positions, errors, warnings = self._native.poll(
-            max_records, int(timeout * 1000)
-        )
-        for w in warnings:
+        polled = self._native.poll(max_records, timeout)
+        for w in polled.warnings:
             log.warning("consumer %s: %s", self.group, w)
-        if raw is None:
+        msgs = polled.messages
+        if msgs.num_rows == 0:
             return None
-        rb = pa.record_batch(_Capsules(raw))
-        if errors:
-            self.decode_failures += len(errors)
+        decoded = polled.rows
+        if polled.errors:
+            self.decode_failures += len(polled.errors)
             log.warning(
                 "consumer %s: %d values did not decode to the Record schema (first: %s); "
                 "decoding this batch per record",
                 self.group,
-                len(errors),
-                errors[0][1],
+                len(polled.errors),
+                polled.errors[0][1],
             )
-        dec = pa.record_batch(_Capsules(decoded)) if decoded is not None else None
-        return KafkaBatch(rb, dec, {(t, p): o for t, p, o in positions})
+            decoded = None
+        elif decoded is not None and decoded.num_rows != msgs.num_rows:
+            decoded = None
+        # per partition: the offset after its last message in this batch
+        maxima = (
+            pa.table(
+                [msgs.column("topic"), msgs.column("partition"), msgs.column("offset")],
+                names=["t", "p", "o"],
+            )
+            .group_by(["t", "p"])
+            .aggregate([("o", "max")])
+        )
+        positions = {
+            (t, p): o + 1
+            for t, p, o in zip(
+                maxima.column("t").to_pylist(),
+                maxima.column("p").to_pylist(),
+                maxima.column("o_max").to_pylist(),
+                strict=True,
+            )
+        }
+        return KafkaBatch(msgs, decoded, positions)
 
     async def getmany(self, max_records: int, timeout: float) -> Batch | None:
         if self.closed:
@@ -288,25 +307,15 @@ class NativeKafkaConsumer(Consumer):
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._exec, self._native.close)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             log.warning("consumer %s: close: %s", self.group, exc)
         self._exec.shutdown(wait=False)
-
-
-class _Capsules:
-    """Wraps a (schema, array) capsule pair for pyarrow's __arrow_c_array__ import."""
-
-    def __init__(self, caps: Any) -> None:
-        self._caps = caps
-
-    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
-        return self._caps
 
 
 def native_consumer_available() -> bool:
     from sabot import _sabot
 
-    return hasattr(_sabot, "FaustConsumer")
+    return hasattr(_sabot, "KafkaBatchConsumer") and hasattr(sk, "BatchConsumer")
 
 
 class KafkaTransport(Transport):
@@ -512,12 +521,19 @@ class KafkaTransport(Transport):
             ex.shutdown(wait=False)
 
     def consumer(
-        self, topics: Sequence[str], group: str, *, value_format: Any = None, objects: bool = False
+        self,
+        topics: Sequence[str],
+        group: str,
+        *,
+        value_format: Any = None,
+        objects: bool = False,
+        needs_headers: bool = False,
     ) -> Consumer:
-        """A group member: the native consumer when the extension has it (and
-        SABOT_FAUST_CONSUMER is not ``confluent``), else librdkafka through
-        confluent-kafka."""
-        if self.consumer_impl == "native":
+        """A group member: the engine's consumer (sabot.kafka.BatchConsumer),
+        or librdkafka through confluent-kafka when record headers are needed
+        (agents that reply to ``ask``: the engine's consumer does not return
+        headers yet) or SABOT_FAUST_CONSUMER=confluent."""
+        if self.consumer_impl == "native" and not needs_headers:
             return NativeKafkaConsumer(
                 self.bootstrap, topics, group, self.consumer_config, value_format
             )

@@ -291,6 +291,12 @@ class MemoryTransport(Transport):
         return [len(p.keys) for p in self.broker.topic(topic).parts]
 
     def consumer(
-        self, topics: Sequence[str], group: str, *, value_format: Any = None, objects: bool = False
+        self,
+        topics: Sequence[str],
+        group: str,
+        *,
+        value_format: Any = None,
+        objects: bool = False,
+        needs_headers: bool = False,
     ) -> MemoryConsumer:
         return MemoryConsumer(self.broker, topics, group, objects)
