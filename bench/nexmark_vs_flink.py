@@ -312,7 +312,9 @@ def chart(rows: list[dict[str, Any]], parallelisms: list[int], path: Path) -> No
     import matplotlib.pyplot as plt
 
     queries = sorted({r["query"] for r in rows if "ratio_cpu" in r}, key=_qnum)
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.6 * len(queries) * len(parallelisms)), 4.5))
+    fig, ax = plt.subplots(
+        figsize=(min(14.0, max(6.5, 0.3 * len(queries) * len(parallelisms))), 5.0)
+    )
     width = 0.8 / len(parallelisms)
     for i, p in enumerate(parallelisms):
         mine = {r["query"]: r for r in rows if r["parallelism"] == p}
