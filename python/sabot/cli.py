@@ -98,6 +98,7 @@ def run_nexmark_bench(
     events_file: str | None = None,
     output: str | None = None,
     output_dir: str | None = None,
+    side_input: str | None = None,
 ) -> dict[str, object]:
     """Runs one Nexmark query on the built-in generator into a blackhole sink.
 
@@ -112,7 +113,8 @@ def run_nexmark_bench(
     as JSON lines; the time reported includes the collection, not the writing.
 
     q10 writes its partitioned files into ``output_dir`` (default: a temporary
-    directory, deleted after the run)."""
+    directory, deleted after the run); q13 reads ``side_input`` (default: the
+    suite's file, made in the temp directory)."""
     if query not in nexmark.query_names():
         raise ValueError(f"unknown query {query!r}; available: {', '.join(nexmark.query_names())}")
     env = Environment(parallelism=parallelism, num_threads=parallelism)
@@ -123,7 +125,9 @@ def run_nexmark_bench(
     try:
         if events_file is not None:
             events = nexmark.count_events(events_file)
-            sources = nexmark.Sources.from_file(env, events_file, output_dir=output_dir)
+            sources = nexmark.Sources.from_file(
+                env, events_file, output_dir=output_dir, side_input=side_input
+            )
             stream = nexmark.build(query, sources)
         elif query in nexmark.QUERIES:
             make_bids = nexmark.bids if source == "view" else nexmark.bids_from_combined
@@ -136,6 +140,7 @@ def run_nexmark_bench(
                 parallelism=parallelism,
                 source=source,
                 output_dir=output_dir,
+                side_input=side_input,
             )
             stream = nexmark.build(query, sources)
         collected = stream.collect() if output is not None else None
@@ -175,6 +180,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             events_file=args.events_file,
             output=args.output,
             output_dir=args.output_dir,
+            side_input=args.side_input,
         )
     except (ValueError, JobError, OSError) as e:
         print(f"sabot: {e}", file=sys.stderr)
@@ -267,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="where q10 writes its partitioned CSV files (default: a temporary "
         "directory, deleted after the run)",
+    )
+    bench.add_argument(
+        "--side-input",
+        metavar="PATH",
+        help="q13's side input CSV (lines 'key,value', no header; default: the "
+        "suite's 'i,i' for i = 0..9999 in the temp directory)",
     )
     bench.set_defaults(fn=_cmd_bench)
 

@@ -1155,7 +1155,7 @@ RESULT_COLUMNS: dict[str, list[str]] = {
     "q9": [*AUCTION_COLUMNS, "auction", "bidder", "price", "bid_dateTime", "bid_extra"],
     "q10": ["auction", "bidder", "price", "dateTime", "extra", "dt", "hm"],
     "q11": ["bidder", "bid_count", "starttime", "endtime"],
-    "q12": ["bidder", "bid_count", "starttime", "endtime"],
+    "q12": ["bidder", "bid_count", "window_start", "window_end"],
     "q13": ["auction", "bidder", "price", "dateTime", "value"],
     "q14": ["auction", "bidder", "price", "bidTimeType", "dateTime", "extra", "c_counts"],
     "q15": ["day", *_DAY_COUNTS],
@@ -1204,9 +1204,7 @@ UPSERT_KEYS: dict[str, list[str]] = {
 }
 """The upsert key of each query whose Sabot stream is a changelog (``_op``)."""
 
-_RENAMED: dict[str, dict[str, str]] = {
-    "q12": {"starttime": "window_start", "endtime": "window_end"},
-}
+_RENAMED: dict[str, dict[str, str]] = {}
 """Result column -> column of Sabot's stream, where the two differ."""
 
 _DECIMAL_3 = {"q1": ["price"], "q14": ["price"]}
@@ -1230,7 +1228,10 @@ def result_table(query: str, table: pa.Table) -> pa.Table:
     renamed = _RENAMED.get(query, {})
     columns = {name: table[renamed.get(name, name)] for name in RESULT_COLUMNS[query]}
     for name in _DECIMAL_3.get(query, []):
-        columns[name] = pc.round(columns[name], 3)
+        # The nearest double to the 3-place decimal: an exact integer of
+        # thousandths divided by 1000 (pc.round(x, 3) can land one ulp off).
+        thousandths = pc.round(pc.multiply(columns[name], 1000.0))
+        columns[name] = pc.divide(thousandths, 1000.0)
     return pa.table(columns)
 
 

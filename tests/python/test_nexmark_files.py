@@ -178,3 +178,16 @@ def test_cli_events_file_missing_fails_cleanly(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode != 0 and "x.jsonl" in proc.stderr
+
+
+def test_cli_q13_reads_the_given_side_input(events_file: Path, tmp_path: Path) -> None:
+    side = tmp_path / "side.csv"
+    side.write_text("".join(f"{k},value-{k}\n" for k in range(10_000)))
+    out = tmp_path / "q13.jsonl"
+    command = [SABOT, "bench", "nexmark", "--query", "q13", "--events-file", str(events_file)]
+    command += ["--output", str(out), "--side-input", str(side)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 46 * EVENTS // 50
+    assert all(r["value"] == f"value-{r['auction'] % 10_000}" for r in rows)
