@@ -47,3 +47,23 @@ def postgres_dsn() -> str:
             pytest.fail(f"no PostgreSQL at {dsn!r}; run make postgres-up")
         pytest.skip(f"no PostgreSQL at {dsn!r} (make postgres-up)")
     return dsn
+
+
+# -- Kafka: the repo's broker, scripts/kafka.sh --------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The bootstrap address of the repo's broker (``make kafka-up``). Tests that
+    use it skip when it is not reachable, unless SABOT_REQUIRE_KAFKA=1
+    (``make test`` sets it)."""
+    import os
+
+    import sabot as sb
+
+    bootstrap = sb.kafka.DEFAULT_BOOTSTRAP
+    if not sb.kafka.broker_available(bootstrap):
+        if os.environ.get("SABOT_REQUIRE_KAFKA") == "1":
+            pytest.fail(f"no Kafka broker at {bootstrap}; run make kafka-up")
+        pytest.skip(f"no Kafka broker at {bootstrap} (make kafka-up)")
+    return bootstrap

@@ -6,7 +6,6 @@ positions). References: the confluent-kafka client and plain json."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 
@@ -20,12 +19,8 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module", autouse=True)
-def broker() -> str:
-    if not sb.kafka.broker_available(BOOTSTRAP):
-        if os.environ.get("SABOT_REQUIRE_KAFKA") == "1":
-            pytest.fail(f"no Kafka broker at {BOOTSTRAP}; run make kafka-up")
-        pytest.skip(f"no Kafka broker at {BOOTSTRAP} (make kafka-up)")
-    return BOOTSTRAP
+def broker(kafka_bootstrap: str) -> str:
+    return kafka_bootstrap
 
 
 @pytest.fixture
