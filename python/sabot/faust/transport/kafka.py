@@ -38,6 +38,58 @@ def _bootstrap(url: str) -> str:
     return ",".join(h for h in hosts if h)
 
 
+# librdkafka errors that go away by themselves: leadership moving right after a
+# topic was created (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE), metadata
+# not propagated yet (UNKNOWN_TOPIC_OR_PART), a busy broker (timeouts).
+_RETRYABLE = (
+    "not_leader",
+    "not leader",
+    "leader_not_available",
+    "leader not available",
+    "unknown_topic",
+    "unknown topic",
+    "unknown partition",
+    "timed out",
+    "timed_out",
+    "timeout",
+    "not_coordinator",
+    "coordinator_load",
+    "_transport",
+    "retriable",
+    "does not exist",  # metadata of a topic created a moment ago not yet everywhere
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for broker errors that a later attempt may not get."""
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, OSError, KeyError)) and any(m in text for m in _RETRYABLE)
+
+
+def retry_call(fn: Any, what: str, deadline_s: float = 60.0) -> Any:
+    """Calls ``fn()``; retries retryable broker errors with backoff (50 ms
+    doubling up to 1 s) until ``deadline_s`` seconds passed, then raises with
+    ``what`` (names the topic) and the last error."""
+    deadline = time.monotonic() + deadline_s
+    delay = 0.05
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(
+                    f"{what}: still failing after {attempts} attempts in {deadline_s:.0f}s: {exc}"
+                ) from exc
+            log.info("%s: %s; retry #%d in %.2fs", what, exc, attempts, delay)
+            threading.Event().wait(min(delay, left))
+            delay = min(delay * 2, 1.0)
+
+
 class KafkaConsumer(Consumer):
     """A group member (``enable.auto.commit=false``) driven by one thread."""
 
@@ -321,6 +373,8 @@ def native_consumer_available() -> bool:
 class KafkaTransport(Transport):
     """``kafka://host:port[;host2:port]``."""
 
+    shared_consumer = True  # agents of the app's group share one member
+
     def __init__(self, url: str, default_partitions: int = 8, **config: Any) -> None:
         import confluent_kafka as ck
 
@@ -452,19 +506,32 @@ class KafkaTransport(Transport):
         config = {"cleanup.policy": "compact"} if compacted else {}
         await asyncio.get_running_loop().run_in_executor(
             None,
-            lambda: sk.create_topic(
-                name, partitions, bootstrap=self.bootstrap, config=config, exist_ok=True
+            lambda: retry_call(
+                lambda: sk.create_topic(
+                    name, partitions, bootstrap=self.bootstrap, config=config, exist_ok=True
+                ),
+                f"creating Kafka topic {name} at {self.bootstrap}",
             ),
+        )
+
+    def watermarks(self, topic: str, deadline_s: float = 60.0) -> list[tuple[int, int]]:
+        """(low, high) of every partition; retryable errors (a topic created a
+        moment ago whose leaders are still moving) are retried until
+        ``deadline_s``."""
+        return retry_call(
+            lambda: sk.watermarks(topic, bootstrap=self.bootstrap),
+            f"Kafka watermarks of topic {topic} at {self.bootstrap}",
+            deadline_s,
         )
 
     def partitions(self, topic: str) -> int:
         n = self._partitions.get(topic)
         if n is None:
-            n = self._partitions[topic] = len(sk.watermarks(topic, bootstrap=self.bootstrap))
+            n = self._partitions[topic] = len(self.watermarks(topic))
         return n
 
     def end_offsets(self, topic: str) -> list[int]:
-        return [hi for _, hi in sk.watermarks(topic, bootstrap=self.bootstrap)]
+        return [hi for _, hi in self.watermarks(topic)]
 
     def committed(self, group: str, topic: str) -> dict[tuple[str, int], int]:
         """The committed offsets of ``group`` on ``topic`` (monitoring, tests)."""
@@ -477,9 +544,7 @@ class KafkaTransport(Transport):
 
     async def read_to_end(self, topic: str) -> AsyncIterator[Message]:
         loop = asyncio.get_running_loop()
-        marks = await loop.run_in_executor(
-            None, lambda: sk.watermarks(topic, bootstrap=self.bootstrap)
-        )
+        marks = await loop.run_in_executor(None, self.watermarks, topic)
         want = {p: hi for p, (lo, hi) in enumerate(marks) if hi > lo}
         if not want:
             return
