@@ -31,8 +31,7 @@ build() {
   command -v java >/dev/null || { log "java not found (install a JDK 17)"; exit 1; }
   command -v mvn >/dev/null || { log "mvn not found (install Maven)"; exit 1; }
   log "building $JAR (Flink $(version)) with Maven"
-  rm -rf "$PROJECT/target/lib"
-  (cd "$PROJECT" && mvn -q -B package 1>&2)
+  (cd "$PROJECT" && mvn -q -B clean package 1>&2)
   touch "$STAMP"
 }
 

@@ -73,7 +73,15 @@ def test_polls_decode_and_report_bad_values(topic: str) -> None:
         polls = drain(c, 3000)
     messages = pa.Table.from_batches([p.messages for p in polls])
     assert messages.num_rows == 3000
-    assert messages.schema.names == ["topic", "partition", "offset", "timestamp", "key", "value"]
+    assert messages.schema.names == [
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        "key",
+        "value",
+        "headers",
+    ]
     # every partition's offsets are 0..n-1 without a gap or a repeat
     by_partition: dict[int, list[int]] = {}
     for part, off in zip(
@@ -120,6 +128,21 @@ def test_commits_only_what_it_is_told(topic: str) -> None:
     again = pa.Table.from_batches([p.messages for p in polls])
     got = sorted(zip(again["partition"].to_pylist(), again["offset"].to_pylist(), strict=True))
     assert got == sorted((p, o) for p in ends for o in range(half[p], ends[p]))
+
+
+def test_headers_come_back_in_order(topic: str) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": BOOTSTRAP})
+    p.produce(topic, value=b"a", headers=[("reply-to", b"t1"), ("id", b"7"), ("empty", None)])
+    p.produce(topic, value=b"b")
+    assert p.flush(30) == 0
+    with sb.kafka.BatchConsumer(topic, group=f"g-{uuid.uuid4().hex[:8]}") as c:
+        polls = drain(c, 2)
+    t = pa.Table.from_batches([p.messages for p in polls])
+    got = dict(zip(t["value"].to_pylist(), t["headers"].to_pylist(), strict=True))
+    assert got[b"a"] == [("reply-to", b"t1"), ("id", b"7"), ("empty", None)]
+    assert got[b"b"] is None
 
 
 def test_unknown_topic_is_a_clear_error() -> None:

@@ -19,6 +19,7 @@ std::shared_ptr<arrow::Schema> MessageSchema() {
       arrow::field("timestamp", arrow::int64(), false),
       arrow::field("key", arrow::binary()),
       arrow::field("value", arrow::binary()),
+      arrow::field("headers", arrow::map(arrow::utf8(), arrow::binary())),
   });
   return schema;
 }
@@ -31,7 +32,9 @@ struct MessageColumns {
         offset(pool),
         timestamp(pool),
         key(pool),
-        value(pool) {}
+        value(pool),
+        headers(pool, std::make_shared<arrow::StringBuilder>(pool),
+                std::make_shared<arrow::BinaryBuilder>(pool)) {}
 
   arrow::Status Reserve(int64_t n) {
     ARROW_RETURN_NOT_OK(topic.Reserve(n));
@@ -56,21 +59,24 @@ struct MessageColumns {
       ARROW_RETURN_NOT_OK(key.AppendNull());
     }
     if (m->payload) {
-      return value.Append(static_cast<const uint8_t*>(m->payload),
-                          static_cast<int32_t>(m->len));
+      ARROW_RETURN_NOT_OK(value.Append(static_cast<const uint8_t*>(m->payload),
+                                       static_cast<int32_t>(m->len)));
+    } else {
+      ARROW_RETURN_NOT_OK(value.AppendNull());
     }
-    return value.AppendNull();
+    return AppendMessageHeaders(m, &headers);
   }
 
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Finish() {
     const int64_t n = partition.length();
-    std::vector<std::shared_ptr<arrow::Array>> columns(6);
+    std::vector<std::shared_ptr<arrow::Array>> columns(7);
     ARROW_RETURN_NOT_OK(topic.Finish(&columns[0]));
     ARROW_RETURN_NOT_OK(partition.Finish(&columns[1]));
     ARROW_RETURN_NOT_OK(offset.Finish(&columns[2]));
     ARROW_RETURN_NOT_OK(timestamp.Finish(&columns[3]));
     ARROW_RETURN_NOT_OK(key.Finish(&columns[4]));
     ARROW_RETURN_NOT_OK(value.Finish(&columns[5]));
+    ARROW_RETURN_NOT_OK(headers.Finish(&columns[6]));
     return arrow::RecordBatch::Make(MessageSchema(), n, std::move(columns));
   }
 
@@ -80,6 +86,7 @@ struct MessageColumns {
   arrow::Int64Builder timestamp;
   arrow::BinaryBuilder key;
   arrow::BinaryBuilder value;
+  arrow::MapBuilder headers;
 };
 
 std::string Where(const rd_kafka_message_t* m) {

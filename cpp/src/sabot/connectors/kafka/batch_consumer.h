@@ -51,7 +51,8 @@ struct TopicPartitionOffset {
 struct PolledBatch {
   /// One row per message: topic utf8, partition int32, offset int64,
   /// timestamp int64 (ms since the epoch, -1 when absent), key binary (null when
-  /// absent), value binary (null for tombstones).
+  /// absent), value binary (null for tombstones), headers map<utf8, binary>
+  /// (null when the message has none).
   std::shared_ptr<arrow::RecordBatch> messages;
   /// Decoded values (only when `decode`): one row per decoded message, in order.
   std::shared_ptr<arrow::RecordBatch> rows;

@@ -1,5 +1,7 @@
 #include "sabot/connectors/kafka/kafka_client.h"
 
+#include <arrow/builder.h>
+
 #include <chrono>
 #include <thread>
 
@@ -223,6 +225,35 @@ int32_t JavaDefaultPartition(const void* key, size_t key_size, int32_t partition
   // librdkafka's murmur2 partitioner is Java's: (murmur2(key) & 0x7fffffff) % n.
   return rd_kafka_msg_partitioner_murmur2(nullptr, key, key_size, partitions, nullptr,
                                           nullptr);
+}
+
+arrow::Status AppendMessageHeaders(const rd_kafka_message_t* msg,
+                                   arrow::MapBuilder* headers) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  // librdkafka's accessor takes a non-const message (it parses headers lazily).
+  auto* m = const_cast<rd_kafka_message_t*>(msg);
+  if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      hdrs == nullptr) {
+    return headers->AppendNull();
+  }
+  ARROW_RETURN_NOT_OK(headers->Append());
+  auto* names = static_cast<arrow::StringBuilder*>(headers->key_builder());
+  auto* values = static_cast<arrow::BinaryBuilder*>(headers->item_builder());
+  const char* name;
+  const void* value;
+  size_t size;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                     RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    ARROW_RETURN_NOT_OK(names->Append(name));
+    if (value == nullptr) {
+      ARROW_RETURN_NOT_OK(values->AppendNull());
+    } else {
+      ARROW_RETURN_NOT_OK(
+          values->Append(static_cast<const uint8_t*>(value), static_cast<int32_t>(size)));
+    }
+  }
+  return arrow::Status::OK();
 }
 
 }  // namespace sabot::kafka

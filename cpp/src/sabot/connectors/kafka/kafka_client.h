@@ -16,6 +16,10 @@
 #include <utility>
 #include <vector>
 
+namespace arrow {
+class MapBuilder;
+}  // namespace arrow
+
 namespace sabot::kafka {
 
 /// Key/value client properties (librdkafka names, mostly equal to the Java ones).
@@ -75,5 +79,11 @@ arrow::Result<std::vector<std::pair<int64_t, int64_t>>> WatermarkOffsets(
 /// The partition Kafka's Java default partitioner picks for a non-null `key`:
 /// positive(murmur2(key)) % partitions (librdkafka's "murmur2" partitioner).
 int32_t JavaDefaultPartition(const void* key, size_t key_size, int32_t partitions);
+
+/// Appends the headers of `msg` to `headers` (map<string, binary>): one map
+/// entry per header in order (a header without a value maps to null), or a null
+/// map when the message has none.
+arrow::Status AppendMessageHeaders(const rd_kafka_message_t* msg,
+                                   arrow::MapBuilder* headers);
 
 }  // namespace sabot::kafka

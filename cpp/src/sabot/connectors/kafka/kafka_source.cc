@@ -560,29 +560,7 @@ class KafkaSourceReader : public SourceReader {
   }
 
   arrow::Status AppendHeaders(rd_kafka_message_t* msg) {
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        hdrs == nullptr) {
-      return pending_->headers.AppendNull();
-    }
-    ARROW_RETURN_NOT_OK(pending_->headers.Append());
-    auto* names = static_cast<arrow::StringBuilder*>(pending_->headers.key_builder());
-    auto* values = static_cast<arrow::BinaryBuilder*>(pending_->headers.item_builder());
-    const char* name;
-    const void* value;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-                       RD_KAFKA_RESP_ERR_NO_ERROR;
-         ++i) {
-      ARROW_RETURN_NOT_OK(names->Append(name));
-      if (value == nullptr) {
-        ARROW_RETURN_NOT_OK(values->AppendNull());
-      } else {
-        ARROW_RETURN_NOT_OK(values->Append(static_cast<const uint8_t*>(value),
-                                           static_cast<int32_t>(size)));
-      }
-    }
-    return arrow::Status::OK();
+    return AppendMessageHeaders(msg, &pending_->headers);
   }
 
   // --- turning taken messages into a batch ----------------------------------------

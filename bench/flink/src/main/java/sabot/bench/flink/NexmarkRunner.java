@@ -260,9 +260,10 @@ public final class NexmarkRunner {
               Schema.newBuilder()
                   .columnByExpression(
                       "dateTime",
-                      "CASE WHEN event_type = 0 THEN person.dateTime"
-                          + " WHEN event_type = 1 THEN auction.dateTime ELSE bid.dateTime END")
-                  .watermark("dateTime", "dateTime - INTERVAL '4' SECOND")
+                      "CASE WHEN event_type = 0 THEN person.`dateTime`"
+                          + " WHEN event_type = 1 THEN auction.`dateTime`"
+                          + " ELSE bid.`dateTime` END")
+                  .watermark("dateTime", "`dateTime` - INTERVAL '4' SECOND")
                   .build());
       tEnv.createTemporaryView("datagen", table);
       return events;
