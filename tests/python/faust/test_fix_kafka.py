@@ -100,3 +100,43 @@ def test_end_offsets_retry_until_topic_exists(kafka_bootstrap: str) -> None:
     assert not t.is_alive()
     assert result.get("error") is None, result.get("error")
     assert result["ends"] == [0, 0, 0]
+
+
+def test_plain_and_yielding_agents_get_headers(kafka_bootstrap: str) -> None:
+    """Headers reach every agent through the engine's consumer: a plain agent
+    sees event.headers, a yielding one answers ask (reply address in headers)."""
+    name = unique("ff-headers")
+
+    async def main() -> None:
+        app = faust.App(unique("ff-app"), broker=f"kafka://{kafka_bootstrap}")
+        topic = app.topic(name, value_type=int, partitions=2)
+        got: list[tuple[int, dict]] = []
+
+        @app.agent(topic)
+        async def plain(stream):
+            async for event in stream.events():
+                got.append((event.value, dict(event.headers)))
+
+        @app.agent(app.topic(unique("ff-square"), partitions=2))
+        async def square(stream):
+            async for v in stream:
+                yield v * v
+
+        await app.start()
+        for i in range(20):
+            hdrs = {"trace": f"t{i}".encode()} if i % 2 else None
+            await (await topic.send(key=str(i), value=i, headers=hdrs))
+        replies = await asyncio.gather(*(square.ask(value=i, timeout=60) for i in range(5)))
+        await wait_until(lambda: len(got) == 20, timeout=60, what="20 events")
+        assert all(
+            type(a.source.consumer).__name__ in ("TopicView", "NativeKafkaConsumer")
+            for a in (plain, square)
+        )
+        await app.stop()
+        await app.close()
+        assert replies == [i * i for i in range(5)]
+        assert sorted(got, key=lambda g: g[0]) == [
+            (i, {"trace": f"t{i}".encode()} if i % 2 else {}) for i in range(20)
+        ]
+
+    run(main(), timeout=120)

@@ -1,8 +1,11 @@
 """``kafka://host:port``: the Kafka transport (librdkafka).
 
-Consumers poll whole batches (``consume(n)``) on one worker thread per
-consumer, so the event loop never blocks on the broker and polling overlaps
-with the agent bodies; the batch is turned into columns there. Offsets are
+Agents consume through the engine's consumer (:class:`sabot.kafka.BatchConsumer`):
+whole batches as Arrow columns (keys, values, headers, ...), polled on one worker
+thread per consumer, so the event loop never blocks on the broker and polling
+overlaps with the agent bodies. confluent-kafka remains for the producer, for
+reading a changelog to its end (``read_to_end`` assigns partitions without a
+group, which BatchConsumer does not offer) and for ``committed()``. Offsets are
 committed explicitly (``enable.auto.commit=false``) with the positions the
 agent runtime hands over: never past a record still in flight. The producer
 uses Kafka's Java-compatible murmur2 partitioner, so keys land in the same
@@ -14,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 import uuid
@@ -90,114 +92,6 @@ def retry_call(fn: Any, what: str, deadline_s: float = 60.0) -> Any:
             delay = min(delay * 2, 1.0)
 
 
-class KafkaConsumer(Consumer):
-    """A group member (``enable.auto.commit=false``) driven by one thread."""
-
-    def __init__(
-        self, bootstrap: str, topics: Sequence[str], group: str, config: dict[str, Any]
-    ) -> None:
-        import confluent_kafka as ck
-
-        self._ck = ck
-        conf = {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": 50,
-            "queued.max.messages.kbytes": 65536,
-            "topic.metadata.refresh.interval.ms": 5000,
-        }
-        conf.update(config)
-        self.group = group
-        self.topics = list(topics)
-        self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
-        self._consumer = ck.Consumer(conf)
-        self._consumer.subscribe(self.topics)
-        self._assigned: set[tuple[str, int]] = set()
-        self.closed = False
-        self.errors = 0
-
-    def assignment(self) -> set[tuple[str, int]]:
-        return set(self._assigned)
-
-    def _poll(self, max_records: int, timeout: float) -> Batch | None:
-        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        if not msgs:
-            return None
-        good = []
-        for m in msgs:
-            err = m.error()
-            if err is None:
-                good.append(m)
-            elif err.code() != self._ck.KafkaError._PARTITION_EOF:
-                self.errors += 1
-                log.warning("consumer %s: %s", self.group, err)
-        if not good:
-            return None
-        topics = [m.topic() for m in good]
-        partitions = [m.partition() for m in good]
-        offsets = [m.offset() for m in good]
-        timestamps = [m.timestamp()[1] for m in good]
-        keys = [m.key() for m in good]
-        values = [m.value() for m in good]
-        hdrs = [m.headers() for m in good]
-        headers = [dict(h) if h else None for h in hdrs] if any(hdrs) else None
-        positions: dict[tuple[str, int], int] = {}
-        for t, p, o in zip(topics, partitions, offsets, strict=True):
-            positions[(t, p)] = o + 1  # offsets grow within a partition
-        return Batch(
-            n=len(good),
-            topics=topics,
-            partitions=partitions,
-            offsets=offsets,
-            timestamps=timestamps,
-            keys=keys,
-            values=values,
-            headers=headers,
-            positions=positions,
-        )
-
-    async def getmany(self, max_records: int, timeout: float) -> Batch | None:
-        if self.closed:
-            return None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._exec, self._poll, max_records, timeout)
-
-    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
-        tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:
-            self._consumer.commit(offsets=tps, asynchronous=False)
-        except self._ck.KafkaException as exc:
-            # e.g. partitions revoked by a rebalance: their new owner re-reads
-            # from the last commit (at-least-once), nothing is skipped.
-            log.warning("consumer %s: offset commit failed: %s", self.group, exc)
-
-    async def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        if self.closed or not positions:
-            return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._exec, self._commit, dict(positions))
-
-    def committed(self, timeout: float = 10.0) -> dict[tuple[str, int], int]:
-        assignment = self._consumer.assignment()
-        out = {}
-        for tp in self._consumer.committed(assignment, timeout=timeout):
-            out[(tp.topic, tp.partition)] = tp.offset
-        return out
-
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._exec, self._consumer.close)
-        self._exec.shutdown(wait=False)
-
-
 class KafkaBatch(Batch):
     """A batch polled by the native consumer: Arrow columns, turned into Python
     lists only when (and as far as) the agent needs them."""
@@ -248,9 +142,9 @@ class KafkaBatch(Batch):
             return None
         h = self._cols.get("headers")
         if h is None:
+            # map<utf8, binary>: each row a list of (key, value) pairs, or None
             h = self._cols["headers"] = [
-                None if x is None else {e["key"]: e["value"] for e in x}
-                for x in self.arrow.column("headers").to_pylist()
+                None if x is None else dict(x) for x in self.arrow.column("headers").to_pylist()
             ]
         return h
 
@@ -364,12 +258,6 @@ class NativeKafkaConsumer(Consumer):
         self._exec.shutdown(wait=False)
 
 
-def native_consumer_available() -> bool:
-    from sabot import _sabot
-
-    return hasattr(_sabot, "KafkaBatchConsumer") and hasattr(sk, "BatchConsumer")
-
-
 class KafkaTransport(Transport):
     """``kafka://host:port[;host2:port]``."""
 
@@ -389,10 +277,6 @@ class KafkaTransport(Transport):
         self._partitions: dict[str, int] = {}
         self._delivered: list[Any] = []
         self._delivered_lock = threading.Lock()
-        impl = os.environ.get("SABOT_FAUST_CONSUMER", "native")
-        if impl == "native" and not native_consumer_available():
-            impl = "confluent"
-        self.consumer_impl = impl
 
     # -- producer ------------------------------------------------------------------
 
@@ -595,14 +479,12 @@ class KafkaTransport(Transport):
         needs_headers: bool = False,
     ) -> Consumer:
         """A group member: the engine's consumer (sabot.kafka.BatchConsumer),
-        or librdkafka through confluent-kafka when record headers are needed
-        (agents that reply to ``ask``: the engine's consumer does not return
-        headers yet) or SABOT_FAUST_CONSUMER=confluent."""
-        if self.consumer_impl == "native" and not needs_headers:
-            return NativeKafkaConsumer(
-                self.bootstrap, topics, group, self.consumer_config, value_format
-            )
-        return KafkaConsumer(self.bootstrap, topics, group, self.consumer_config)
+        which returns keys, values and headers (``ask`` replies find their
+        address there) as Arrow columns. ``needs_headers`` is accepted for the
+        transport interface; headers always come along."""
+        return NativeKafkaConsumer(
+            self.bootstrap, topics, group, self.consumer_config, value_format
+        )
 
 
 def _resolve_all(items: list[Any]) -> None:
