@@ -173,6 +173,12 @@ class NativeKafkaConsumer(Consumer):
             "heartbeat.interval.ms": 1000,
             "fetch.wait.max.ms": 50,
             "topic.metadata.refresh.interval.ms": 5000,
+            # librdkafka prefetches up to 64 MiB (and 100,000 messages) per
+            # consumer by default; 8 MiB keeps the pipeline full at the rates
+            # one Python worker processes and cuts peak RSS.
+            "queued.max.messages.kbytes": 8192,
+            "queued.min.messages": 20000,
+            "fetch.max.bytes": 8 * 1024 * 1024,
         }
         conf.update(config)
         self._native = sk.BatchConsumer(
@@ -289,6 +295,10 @@ class KafkaTransport(Transport):
                     "linger.ms": 5,
                     "enable.idempotence": True,
                     "acks": "all",
+                    # at most 20,000 records awaiting delivery (default 100,000):
+                    # each holds a future and a callback; a full queue makes
+                    # send() wait (BufferError) instead of growing the heap.
+                    "queue.buffering.max.messages": 20000,
                 }
             )
             self._poller = threading.Thread(
