@@ -288,7 +288,8 @@ class Source:
         self.channel = channel
         self.group = group
         self.concurrency = max(1, concurrency)
-        self.agent_name = "stream"
+        self.agent_name = "stream"  # short name: repartition topic names, logs
+        self.monitor_name: str | None = None  # app.monitor key: the agent's full name
         self.queue: collections.deque[Chunk] = collections.deque()
         self.queued = 0
         self.max_queued = max(app.conf.stream_buffer_maxsize, 1)
@@ -329,13 +330,28 @@ class Source:
             return
         self.started = True
         await self.channel.maybe_declare()
-        self.consumer = self.channel.transport.consumer(
-            list(self.channel.topics),
-            self.group,
-            value_format=_native_value_format(self.channel),
-            objects=self.channel.objects,
-            needs_headers=self.needs_headers,
-        )
+        hub = self.app._shared_consumer
+        if (
+            hub is not None
+            and self.group == hub.group
+            and self.channel.transport is hub.transport
+            and not self.channel.objects
+        ):
+            # the app's one group member (transport/shared.py): no rebalance
+            # per agent joining the group
+            self.consumer = hub.view(
+                list(self.channel.topics),
+                _native_value_format(self.channel),
+                needs_headers=self.needs_headers,
+            )
+        if self.consumer is None:
+            self.consumer = self.channel.transport.consumer(
+                list(self.channel.topics),
+                self.group,
+                value_format=_native_value_format(self.channel),
+                objects=self.channel.objects,
+                needs_headers=self.needs_headers,
+            )
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._fetch_loop(), name=f"fetch:{self.group}"))
         self._tasks.append(loop.create_task(self._commit_loop(), name=f"commit:{self.group}"))
@@ -357,7 +373,7 @@ class Source:
     async def _fetch_loop(self) -> None:
         consumer = self.consumer
         monitor = self.app.monitor
-        name = self.agent_name
+        name = self.monitor_name or self.agent_name
         failures = 0
         try:
             while not self.stopping:
@@ -621,10 +637,23 @@ class Agent:
         self.restart_backoff = restart_backoff
         self.breaker = CircuitBreaker(max_failures, failure_window, circuit_reset)
         self.shutdown_timeout = shutdown_timeout
+        # Faust: @app.agent(key_type=, value_type=, ...) without a topic types
+        # the agent's own topic <app id>-<agent name>.
+        topic_opts = {
+            k: kwargs.pop(k)
+            for k in (
+                "key_type",
+                "value_type",
+                "key_serializer",
+                "value_serializer",
+                "partitions",
+            )
+            if k in kwargs
+        }
         if channel is None:
-            channel = app.topic(f"{app.conf.id}-{self.short_name}")
+            channel = app.topic(f"{app.conf.id}-{self.short_name}", **topic_opts)
         elif isinstance(channel, str):
-            channel = app.topic(channel)
+            channel = app.topic(channel, **topic_opts)
         self.channel = channel
         self.group = group
         self.source: Source | None = None
@@ -666,6 +695,7 @@ class Agent:
             needs_headers=inspect.isasyncgenfunction(self.fun),
         )
         self.source.agent_name = self.short_name
+        self.source.monitor_name = self.name
         await self.source.start()
         self.actors = [Actor(self, i) for i in range(self.concurrency)]
         self.app.monitor.circuit_open[self.name] = False
@@ -1070,8 +1100,22 @@ class AgentManager:
         self.app = app
 
     async def start(self) -> None:
-        for agent in self.app.agents.values():
+        app = self.app
+        if getattr(app.transport, "shared_consumer", False):
+            from sabot.faust.transport.shared import SharedConsumer
+
+            # One group member for all agents in the app's group (as Faust):
+            # subscribed once all of them are registered.
+            app._shared_consumer = SharedConsumer(
+                app.transport,
+                app.conf.id,
+                app.conf.batch_size,
+                max(app.conf.stream_buffer_maxsize, 1),
+            )
+        for agent in app.agents.values():
             await agent.start()
+        if app._shared_consumer is not None:
+            app._shared_consumer.open()
 
     async def stop(self) -> None:
         agents = list(self.app.agents.values())
@@ -1079,3 +1123,4 @@ class AgentManager:
             if agent.source is not None:
                 agent.source.stop_fetching()
         await asyncio.gather(*(a.stop() for a in reversed(agents)), return_exceptions=True)
+        self.app._shared_consumer = None

@@ -127,6 +127,7 @@ class App:
         self.started = False
         self._agents_service: Any = None
         self._reply_service: Any = None
+        self._shared_consumer: Any = None  # transport/shared.py, while agents run
         self.strict = False
 
     # -- settings-like attributes ---------------------------------------------------

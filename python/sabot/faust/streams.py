@@ -369,6 +369,8 @@ class Stream:
         agent_name = getattr(root._source, "agent_name", None) or "stream"
         src = Source(app, target, group=f"{app.conf.id}-{agent_name}-{target.name}")
         src.agent_name = agent_name
+        owner = getattr(root._source, "source", root._source)  # an ActorInbox or a Source
+        src.monitor_name = getattr(owner, "monitor_name", None)
         stream = Stream(app, source=src.inbox(), channel=target)
 
         async def pump() -> None:

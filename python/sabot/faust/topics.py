@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sabot.faust import _serde
+from sabot.faust import codecs as _codecs
+from sabot.faust.models import maybe_model
 from sabot.faust.transport.base import RecordMetadata
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class Topic:
             if hasattr(key, "dumps"):
                 return key.dumps()
             codec = "json"
-        return _serde.dumps(codec, key)
+        return _codecs.dumps(codec, key)
 
     def prepare_value(self, value: Any, value_serializer: Any = None) -> bytes | None:
         if value is None or isinstance(value, bytes):
@@ -170,7 +171,7 @@ class Topic:
         codec = value_serializer or self.value_serializer
         if hasattr(value, "dumps") and hasattr(value, "asdict"):
             return value.dumps(serializer=codec)
-        return _serde.dumps(codec, value)
+        return _codecs.dumps(codec, value)
 
     def decode_key(self, data: Any) -> Any:
         if data is None:
@@ -182,13 +183,13 @@ class Topic:
             return data.decode() if isinstance(data, bytes) else data
         if kt in (int, float):
             return kt(data)
-        obj = _serde.loads(self.key_serializer or "json", data)
-        return _serde.maybe_model(kt, obj)
+        obj = _codecs.loads(self.key_serializer or "json", data)
+        return maybe_model(kt, obj)
 
     def decode_value(self, data: Any) -> Any:
         if data is None:
             return None
-        obj = _serde.loads(self.value_serializer, data)
+        obj = _codecs.loads(self.value_serializer, data)
         vt = self.value_type
         if vt is None:
             return obj
@@ -196,7 +197,9 @@ class Topic:
             return obj.decode()
         if vt is bytes:
             return obj
-        return _serde.maybe_model(vt, obj)
+        if vt in (int, float) and isinstance(obj, (bytes, str)):
+            return vt(obj)  # e.g. value_serializer="raw", value_type=int
+        return maybe_model(vt, obj)
 
     def decode_keys(self, keys: list[Any]) -> list[Any]:
         kt = self.key_type

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pyarrow as pa
-import pytest
 import sabot as faust
 from faust_testutil import run, unique, wait_until
 from sabot import kafka as sk
@@ -140,18 +139,12 @@ class Order(faust.Record):
     amount: int
 
 
-@pytest.mark.parametrize("impl", ["native", "confluent"])
-def test_kafka_records_and_batches(kafka_bootstrap: str, impl: str) -> None:
-    """Record values per record and as Arrow batches, with either consumer."""
-    from sabot.faust.transport.kafka import native_consumer_available
-
-    if impl == "native" and not native_consumer_available():
-        pytest.skip("_sabot was built without the Faust consumer")
+def test_kafka_records_and_batches(kafka_bootstrap: str) -> None:
+    """Record values per record and as Arrow batches."""
     name = unique("fc-orders")
 
     async def main() -> None:
         app = faust.App(unique("fc-app"), broker=f"kafka://{kafka_bootstrap}")
-        app.transport.consumer_impl = impl
         orders = app.topic(name, value_type=Order, partitions=2)
         plain = app.topic(name, partitions=2)
         records: list[Order] = []

@@ -45,7 +45,9 @@ def test_agent_counts_every_value_and_commits() -> None:
             ("numbers", p): e for p, e in enumerate(app.transport.end_offsets("numbers"))
         }
         assert app.monitor.events_in["numbers"] == 1000
-        assert app.monitor.agent_events["summer"] == 1000
+        # every per-agent counter is keyed by the agent's full name (agent.name)
+        assert app.monitor.agent_events[summer.name] == 1000
+        assert summer.name.endswith(".summer")
 
     run(main())
 

@@ -1,8 +1,11 @@
 """``kafka://host:port``: the Kafka transport (librdkafka).
 
-Consumers poll whole batches (``consume(n)``) on one worker thread per
-consumer, so the event loop never blocks on the broker and polling overlaps
-with the agent bodies; the batch is turned into columns there. Offsets are
+Agents consume through the engine's consumer (:class:`sabot.kafka.BatchConsumer`):
+whole batches as Arrow columns (keys, values, headers, ...), polled on one worker
+thread per consumer, so the event loop never blocks on the broker and polling
+overlaps with the agent bodies. confluent-kafka remains for the producer, for
+reading a changelog to its end (``read_to_end`` assigns partitions without a
+group, which BatchConsumer does not offer) and for ``committed()``. Offsets are
 committed explicitly (``enable.auto.commit=false``) with the positions the
 agent runtime hands over: never past a record still in flight. The producer
 uses Kafka's Java-compatible murmur2 partitioner, so keys land in the same
@@ -14,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 import uuid
@@ -38,112 +40,56 @@ def _bootstrap(url: str) -> str:
     return ",".join(h for h in hosts if h)
 
 
-class KafkaConsumer(Consumer):
-    """A group member (``enable.auto.commit=false``) driven by one thread."""
+# librdkafka errors that go away by themselves: leadership moving right after a
+# topic was created (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE), metadata
+# not propagated yet (UNKNOWN_TOPIC_OR_PART), a busy broker (timeouts).
+_RETRYABLE = (
+    "not_leader",
+    "not leader",
+    "leader_not_available",
+    "leader not available",
+    "unknown_topic",
+    "unknown topic",
+    "unknown partition",
+    "timed out",
+    "timed_out",
+    "timeout",
+    "not_coordinator",
+    "coordinator_load",
+    "_transport",
+    "retriable",
+    "does not exist",  # metadata of a topic created a moment ago not yet everywhere
+)
 
-    def __init__(
-        self, bootstrap: str, topics: Sequence[str], group: str, config: dict[str, Any]
-    ) -> None:
-        import confluent_kafka as ck
 
-        self._ck = ck
-        conf = {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": 50,
-            "queued.max.messages.kbytes": 65536,
-            "topic.metadata.refresh.interval.ms": 5000,
-        }
-        conf.update(config)
-        self.group = group
-        self.topics = list(topics)
-        self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
-        self._consumer = ck.Consumer(conf)
-        self._consumer.subscribe(self.topics)
-        self._assigned: set[tuple[str, int]] = set()
-        self.closed = False
-        self.errors = 0
+def is_retryable(exc: BaseException) -> bool:
+    """True for broker errors that a later attempt may not get."""
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, OSError, KeyError)) and any(m in text for m in _RETRYABLE)
 
-    def assignment(self) -> set[tuple[str, int]]:
-        return set(self._assigned)
 
-    def _poll(self, max_records: int, timeout: float) -> Batch | None:
-        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        if not msgs:
-            return None
-        good = []
-        for m in msgs:
-            err = m.error()
-            if err is None:
-                good.append(m)
-            elif err.code() != self._ck.KafkaError._PARTITION_EOF:
-                self.errors += 1
-                log.warning("consumer %s: %s", self.group, err)
-        if not good:
-            return None
-        topics = [m.topic() for m in good]
-        partitions = [m.partition() for m in good]
-        offsets = [m.offset() for m in good]
-        timestamps = [m.timestamp()[1] for m in good]
-        keys = [m.key() for m in good]
-        values = [m.value() for m in good]
-        hdrs = [m.headers() for m in good]
-        headers = [dict(h) if h else None for h in hdrs] if any(hdrs) else None
-        positions: dict[tuple[str, int], int] = {}
-        for t, p, o in zip(topics, partitions, offsets, strict=True):
-            positions[(t, p)] = o + 1  # offsets grow within a partition
-        return Batch(
-            n=len(good),
-            topics=topics,
-            partitions=partitions,
-            offsets=offsets,
-            timestamps=timestamps,
-            keys=keys,
-            values=values,
-            headers=headers,
-            positions=positions,
-        )
-
-    async def getmany(self, max_records: int, timeout: float) -> Batch | None:
-        if self.closed:
-            return None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._exec, self._poll, max_records, timeout)
-
-    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
-        tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in positions.items()]
+def retry_call(fn: Any, what: str, deadline_s: float = 60.0) -> Any:
+    """Calls ``fn()``; retries retryable broker errors with backoff (50 ms
+    doubling up to 1 s) until ``deadline_s`` seconds passed, then raises with
+    ``what`` (names the topic) and the last error."""
+    deadline = time.monotonic() + deadline_s
+    delay = 0.05
+    attempts = 0
+    while True:
+        attempts += 1
         try:
-            self._consumer.commit(offsets=tps, asynchronous=False)
-        except self._ck.KafkaException as exc:
-            # e.g. partitions revoked by a rebalance: their new owner re-reads
-            # from the last commit (at-least-once), nothing is skipped.
-            log.warning("consumer %s: offset commit failed: %s", self.group, exc)
-
-    async def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        if self.closed or not positions:
-            return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._exec, self._commit, dict(positions))
-
-    def committed(self, timeout: float = 10.0) -> dict[tuple[str, int], int]:
-        assignment = self._consumer.assignment()
-        out = {}
-        for tp in self._consumer.committed(assignment, timeout=timeout):
-            out[(tp.topic, tp.partition)] = tp.offset
-        return out
-
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._exec, self._consumer.close)
-        self._exec.shutdown(wait=False)
+            return fn()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(
+                    f"{what}: still failing after {attempts} attempts in {deadline_s:.0f}s: {exc}"
+                ) from exc
+            log.info("%s: %s; retry #%d in %.2fs", what, exc, attempts, delay)
+            threading.Event().wait(min(delay, left))
+            delay = min(delay * 2, 1.0)
 
 
 class KafkaBatch(Batch):
@@ -196,9 +142,9 @@ class KafkaBatch(Batch):
             return None
         h = self._cols.get("headers")
         if h is None:
+            # map<utf8, binary>: each row a list of (key, value) pairs, or None
             h = self._cols["headers"] = [
-                None if x is None else {e["key"]: e["value"] for e in x}
-                for x in self.arrow.column("headers").to_pylist()
+                None if x is None else dict(x) for x in self.arrow.column("headers").to_pylist()
             ]
         return h
 
@@ -227,6 +173,12 @@ class NativeKafkaConsumer(Consumer):
             "heartbeat.interval.ms": 1000,
             "fetch.wait.max.ms": 50,
             "topic.metadata.refresh.interval.ms": 5000,
+            # librdkafka prefetches up to 64 MiB (and 100,000 messages) per
+            # consumer by default; 8 MiB keeps the pipeline full at the rates
+            # one Python worker processes and cuts peak RSS.
+            "queued.max.messages.kbytes": 8192,
+            "queued.min.messages": 20000,
+            "fetch.max.bytes": 8 * 1024 * 1024,
         }
         conf.update(config)
         self._native = sk.BatchConsumer(
@@ -312,14 +264,10 @@ class NativeKafkaConsumer(Consumer):
         self._exec.shutdown(wait=False)
 
 
-def native_consumer_available() -> bool:
-    from sabot import _sabot
-
-    return hasattr(_sabot, "KafkaBatchConsumer") and hasattr(sk, "BatchConsumer")
-
-
 class KafkaTransport(Transport):
     """``kafka://host:port[;host2:port]``."""
+
+    shared_consumer = True  # agents of the app's group share one member
 
     def __init__(self, url: str, default_partitions: int = 8, **config: Any) -> None:
         import confluent_kafka as ck
@@ -335,10 +283,6 @@ class KafkaTransport(Transport):
         self._partitions: dict[str, int] = {}
         self._delivered: list[Any] = []
         self._delivered_lock = threading.Lock()
-        impl = os.environ.get("SABOT_FAUST_CONSUMER", "native")
-        if impl == "native" and not native_consumer_available():
-            impl = "confluent"
-        self.consumer_impl = impl
 
     # -- producer ------------------------------------------------------------------
 
@@ -351,6 +295,10 @@ class KafkaTransport(Transport):
                     "linger.ms": 5,
                     "enable.idempotence": True,
                     "acks": "all",
+                    # at most 20,000 records awaiting delivery (default 100,000):
+                    # each holds a future and a callback; a full queue makes
+                    # send() wait (BufferError) instead of growing the heap.
+                    "queue.buffering.max.messages": 20000,
                 }
             )
             self._poller = threading.Thread(
@@ -452,19 +400,32 @@ class KafkaTransport(Transport):
         config = {"cleanup.policy": "compact"} if compacted else {}
         await asyncio.get_running_loop().run_in_executor(
             None,
-            lambda: sk.create_topic(
-                name, partitions, bootstrap=self.bootstrap, config=config, exist_ok=True
+            lambda: retry_call(
+                lambda: sk.create_topic(
+                    name, partitions, bootstrap=self.bootstrap, config=config, exist_ok=True
+                ),
+                f"creating Kafka topic {name} at {self.bootstrap}",
             ),
+        )
+
+    def watermarks(self, topic: str, deadline_s: float = 60.0) -> list[tuple[int, int]]:
+        """(low, high) of every partition; retryable errors (a topic created a
+        moment ago whose leaders are still moving) are retried until
+        ``deadline_s``."""
+        return retry_call(
+            lambda: sk.watermarks(topic, bootstrap=self.bootstrap),
+            f"Kafka watermarks of topic {topic} at {self.bootstrap}",
+            deadline_s,
         )
 
     def partitions(self, topic: str) -> int:
         n = self._partitions.get(topic)
         if n is None:
-            n = self._partitions[topic] = len(sk.watermarks(topic, bootstrap=self.bootstrap))
+            n = self._partitions[topic] = len(self.watermarks(topic))
         return n
 
     def end_offsets(self, topic: str) -> list[int]:
-        return [hi for _, hi in sk.watermarks(topic, bootstrap=self.bootstrap)]
+        return [hi for _, hi in self.watermarks(topic)]
 
     def committed(self, group: str, topic: str) -> dict[tuple[str, int], int]:
         """The committed offsets of ``group`` on ``topic`` (monitoring, tests)."""
@@ -477,9 +438,7 @@ class KafkaTransport(Transport):
 
     async def read_to_end(self, topic: str) -> AsyncIterator[Message]:
         loop = asyncio.get_running_loop()
-        marks = await loop.run_in_executor(
-            None, lambda: sk.watermarks(topic, bootstrap=self.bootstrap)
-        )
+        marks = await loop.run_in_executor(None, self.watermarks, topic)
         want = {p: hi for p, (lo, hi) in enumerate(marks) if hi > lo}
         if not want:
             return
@@ -530,14 +489,12 @@ class KafkaTransport(Transport):
         needs_headers: bool = False,
     ) -> Consumer:
         """A group member: the engine's consumer (sabot.kafka.BatchConsumer),
-        or librdkafka through confluent-kafka when record headers are needed
-        (agents that reply to ``ask``: the engine's consumer does not return
-        headers yet) or SABOT_FAUST_CONSUMER=confluent."""
-        if self.consumer_impl == "native" and not needs_headers:
-            return NativeKafkaConsumer(
-                self.bootstrap, topics, group, self.consumer_config, value_format
-            )
-        return KafkaConsumer(self.bootstrap, topics, group, self.consumer_config)
+        which returns keys, values and headers (``ask`` replies find their
+        address there) as Arrow columns. ``needs_headers`` is accepted for the
+        transport interface; headers always come along."""
+        return NativeKafkaConsumer(
+            self.bootstrap, topics, group, self.consumer_config, value_format
+        )
 
 
 def _resolve_all(items: list[Any]) -> None:
