@@ -34,6 +34,16 @@ void ReleaseStreamCapsule(PyObject* capsule) {
   delete stream;
 }
 
+std::shared_ptr<arrow::Schema> SchemaFromCapsule(nb::handle capsule) {
+  auto* c_schema =
+      static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_schema"));
+  if (!c_schema) {
+    PyErr_Clear();
+    throw nb::type_error("expected an arrow_schema capsule");
+  }
+  return Unwrap(arrow::ImportSchema(c_schema));
+}
+
 nb::object SchemaToCapsule(const std::shared_ptr<arrow::Schema>& schema) {
   auto* c_schema = new ArrowSchema;
   c_schema->release = nullptr;

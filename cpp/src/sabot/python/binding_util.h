@@ -27,6 +27,9 @@ void ReleaseSchemaCapsule(PyObject* capsule);
 void ReleaseArrayCapsule(PyObject* capsule);
 void ReleaseStreamCapsule(PyObject* capsule);
 
+// Imports an "arrow_schema" capsule (nb::type_error when `capsule` is not one).
+std::shared_ptr<arrow::Schema> SchemaFromCapsule(nanobind::handle capsule);
+
 // Exports `schema` as an "arrow_schema" capsule (errors thrown by Check).
 nanobind::object SchemaToCapsule(const std::shared_ptr<arrow::Schema>& schema);
 

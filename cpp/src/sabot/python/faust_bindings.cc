@@ -33,16 +33,6 @@ namespace {
 using py::Check;
 using py::Unwrap;
 
-std::shared_ptr<arrow::Schema> ImportSchemaCapsule(nb::handle capsule) {
-  auto* c_schema =
-      static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_schema"));
-  if (!c_schema) {
-    PyErr_Clear();
-    throw nb::type_error("expected an arrow_schema capsule");
-  }
-  return Unwrap(arrow::ImportSchema(c_schema));
-}
-
 /// Decodes a binary column of message values into rows (formats/format.h), for
 /// `stream.batches()` on topics whose values the consumer did not decode.
 class FaustDecoder {
@@ -51,7 +41,7 @@ class FaustDecoder {
     FormatOptions options;
     options.name = nb::cast<std::string>(f["name"]);
     if (f.contains("schema") && !f["schema"].is_none()) {
-      options.schema = ImportSchemaCapsule(f["schema"]);
+      options.schema = py::SchemaFromCapsule(f["schema"]);
     }
     decoder_ = Unwrap(MakeDecoder(options, arrow::default_memory_pool()));
   }

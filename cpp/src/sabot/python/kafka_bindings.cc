@@ -29,27 +29,9 @@ using namespace nb::literals;
 namespace sabot {
 namespace {
 
-void Check(const arrow::Status& st) {
-  if (st.ok()) return;
-  if (st.IsInvalid() || st.IsTypeError()) throw nb::value_error(st.ToString().c_str());
-  throw std::runtime_error(st.ToString());
-}
-
-template <typename T>
-T Unwrap(arrow::Result<T> r) {
-  Check(r.status());
-  return r.MoveValueUnsafe();
-}
-
-std::shared_ptr<arrow::Schema> SchemaFromCapsule(nb::handle capsule) {
-  auto* c_schema =
-      static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_schema"));
-  if (!c_schema) {
-    PyErr_Clear();
-    throw nb::type_error("expected an arrow_schema capsule");
-  }
-  return Unwrap(arrow::ImportSchema(c_schema));
-}
+using py::Check;
+using py::SchemaFromCapsule;
+using py::Unwrap;
 
 kafka::ClientConfig ConfigFromDict(const nb::dict& d) {
   kafka::ClientConfig config;

@@ -127,15 +127,7 @@ std::shared_ptr<arrow::DataType> TypeFromCapsule(nb::handle capsule) {
   return Value(arrow::ImportType(c_schema));
 }
 
-std::shared_ptr<arrow::Schema> SchemaFromCapsule(nb::handle capsule) {
-  auto* c_schema =
-      static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_schema"));
-  if (!c_schema) {
-    PyErr_Clear();
-    throw nb::type_error("expected an arrow_schema capsule");
-  }
-  return Value(arrow::ImportSchema(c_schema));
-}
+using py::SchemaFromCapsule;
 
 /// A Python object owned from C++ (destroyed with the GIL held).
 struct PyRef {
