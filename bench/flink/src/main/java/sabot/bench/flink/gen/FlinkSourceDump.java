@@ -4,8 +4,17 @@ import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.state.CheckpointListener;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
+import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.CloseableIterator;
@@ -16,8 +25,15 @@ import org.apache.flink.util.CloseableIterator;
  * {@link DumpEvents} this checks the source end to end (splits, readers, row type)
  * against Sabot's generator.
  *
+ * <p>With {@code --fail-after K} it checks the source's checkpoint and restore path:
+ * checkpoints every 20 ms, and each subtask's first attempt fails once it has passed K
+ * rows and seen a checkpoint complete, so Flink restarts the job from that checkpoint
+ * (the readers print "resumed at" with their split positions). The collect sink is
+ * exactly-once under checkpoints, so the output must still be every event once.
+ *
  * <pre>
  * java -cp ... sabot.bench.flink.gen.FlinkSourceDump --events N --parallelism P --out FILE
+ *     [--fail-after K]
  * </pre>
  */
 public final class FlinkSourceDump {
@@ -27,6 +43,7 @@ public final class FlinkSourceDump {
     long events = 1000;
     int parallelism = 1;
     String out = null;
+    long failAfter = 0;
     for (int i = 0; i < args.length; ++i) {
       switch (args[i]) {
         case "--events":
@@ -38,6 +55,9 @@ public final class FlinkSourceDump {
         case "--out":
           out = args[++i];
           break;
+        case "--fail-after":
+          failAfter = Long.parseLong(args[++i]);
+          break;
         default:
           System.err.println("FlinkSourceDump: unknown argument " + args[i]);
           System.exit(2);
@@ -47,11 +67,24 @@ public final class FlinkSourceDump {
       System.err.println("FlinkSourceDump: --out FILE is required");
       System.exit(2);
     }
-    StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(parallelism);
+    Configuration conf = new Configuration();
+    if (failAfter > 0) {
+      conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+      conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
+      conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(50));
+    }
+    StreamExecutionEnvironment env =
+        StreamExecutionEnvironment.createLocalEnvironment(parallelism, conf);
+    DataStream<Row> source = NexmarkGeneratorSource.create(env, events, parallelism);
+    if (failAfter > 0) {
+      env.enableCheckpointing(20);
+      source =
+          source.map(new FailOnceAfterCheckpoint(failAfter)).returns(source.getType())
+              .setParallelism(parallelism);
+    }
     long rows = 0;
     try (Writer w = Files.newBufferedWriter(Path.of(out), StandardCharsets.UTF_8);
-        CloseableIterator<Row> it =
-            NexmarkGeneratorSource.create(env, events, parallelism).executeAndCollect()) {
+        CloseableIterator<Row> it = source.executeAndCollect()) {
       NexmarkGenerator.Event e = new NexmarkGenerator.Event();
       StringBuilder sb = new StringBuilder(1024);
       while (it.hasNext()) {
@@ -65,6 +98,52 @@ public final class FlinkSourceDump {
     }
     System.out.println("{\"rows\": " + rows + ", \"parallelism\": " + parallelism + "}");
     System.exit(0);
+  }
+
+  /**
+   * Passes rows through; on a subtask's first attempt, once it has passed {@code after}
+   * rows and a checkpoint taken after at least {@code after} rows has completed, it
+   * throws, so the job restarts from that checkpoint (a non-zero source position).
+   * Past {@code after} rows it sleeps 1 ms per row so that a checkpoint can complete
+   * between the source's polls.
+   */
+  static final class FailOnceAfterCheckpoint extends RichMapFunction<Row, Row>
+      implements CheckpointListener, CheckpointedFunction {
+    private static final long serialVersionUID = 1L;
+    private final long after;
+    private long seen;
+    private long firstCheckpointPastAfter = -1;
+    private boolean checkpointed;
+
+    FailOnceAfterCheckpoint(long after) {
+      this.after = after;
+    }
+
+    @Override
+    public Row map(Row row) throws Exception {
+      if (getRuntimeContext().getTaskInfo().getAttemptNumber() == 0 && ++seen > after) {
+        if (checkpointed) throw new RuntimeException("FlinkSourceDump: injected failure");
+        Thread.sleep(1);
+      }
+      return row;
+    }
+
+    @Override
+    public void snapshotState(FunctionSnapshotContext context) {
+      if (seen >= after && firstCheckpointPastAfter < 0) {
+        firstCheckpointPastAfter = context.getCheckpointId();
+      }
+    }
+
+    @Override
+    public void initializeState(FunctionInitializationContext context) {}
+
+    @Override
+    public void notifyCheckpointComplete(long checkpointId) {
+      if (firstCheckpointPastAfter >= 0 && checkpointId >= firstCheckpointPastAfter) {
+        checkpointed = true;
+      }
+    }
   }
 
   private static long ms(Object ts) {

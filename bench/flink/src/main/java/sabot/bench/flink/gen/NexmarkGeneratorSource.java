@@ -331,6 +331,10 @@ public final class NexmarkGeneratorSource
       for (Split s : newSplits) {
         NexmarkGenerator gen = new NexmarkGenerator(config, s.index, s.numSplits);
         gen.skipTo(s.position);
+        if (s.position > 0) {
+          // Restored from a checkpoint (FlinkSourceDump --fail-after checks this).
+          System.err.println("nexmark source: " + s.splitId() + " resumed at " + s.position);
+        }
         generators.add(gen);
         splits.add(s);
       }
