@@ -139,3 +139,11 @@ def test_functions_in_a_job() -> None:
         extract_reference(u, "(&|^)channel_id=([^&]*)", 2) for u in URLS
     ]
     assert out.column("host").to_pylist() == [extract_reference(u, "//([^/]*)", 1) for u in URLS]
+
+
+def test_invalid_pattern_by_name_fails_the_job_naming_the_pattern() -> None:
+    table = pa.table({"url": ["a", "b"]})
+    env = sb.Environment(parallelism=1)
+    stream = env.from_table(table).select(x=sb.call("regexp_extract", sb.col("url"), "(bad", 1))
+    with pytest.raises(sb.JobError, match=r"regexp_extract: invalid pattern '\(bad'"):
+        stream.to_table()
