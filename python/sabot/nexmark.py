@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from sabot import _sabot
 from sabot.datastream import DataStream, Environment, call, col, lit
+from sabot.functions import regexp_extract, split_index
 from sabot.window import (
     collect_list,
     count,
@@ -306,65 +307,42 @@ def q21(b: DataStream) -> DataStream:
     (REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) not null) or whose
     lower-cased channel is apple, google, facebook or baidu -> auction, bidder,
     price, channel, channel_id ('0'-'3' for those four channels, else the
-    extracted value)."""
-    # Arrow's extract_regex wants named groups: the same pattern, group 1
-    # non-capturing, group 2 named.
-    extracted = call(
-        "struct_field",
-        call(
-            "extract_regex",
-            col("url"),
-            options=pc.ExtractRegexOptions("(?:&|^)channel_id=(?P<channel_id>[^&]*)"),
-        ),
-        options=pc.StructFieldOptions([0]),
-    )
+    extracted value).
+
+    regexp_extract runs this pattern as a native scan (sabot.functions); the
+    channel id is null exactly where a row is dropped (no extracted value and
+    not one of the four channels), so one select computes it and the filter
+    keeps its non-null rows."""
     step = b.select(
         "auction",
         "bidder",
         "price",
         "channel",
         lower=call("utf8_lower", col("channel")),
-        extracted=extracted,
+        extracted=regexp_extract(col("url"), CHANNEL_ID_PATTERN, 2),
     )
     lower = col("lower")
-    known = None
     channel_id = col("extracted")
     for name, code in reversed(_CHANNEL_IDS.items()):
         channel_id = call("if_else", lower == name, lit(code), channel_id)
-        known = lower == name if known is None else known | (lower == name)
-    kept = step.filter(call("is_valid", col("extracted")) | known)
-    return kept.select("auction", "bidder", "price", "channel", channel_id=channel_id)
-
-
-_URL_DIRECTORIES = "^[^/]*/[^/]*/[^/]*/(?P<dir1>[^/]*)(?:/(?P<dir2>[^/]*))?(?:/(?P<dir3>[^/]*))?"
-"""Fields 3, 4 and 5 (from 0) of a '/'-separated value, in one regex pass."""
+    with_id = step.select("auction", "bidder", "price", "channel", channel_id=channel_id)
+    return with_id.filter(call("is_valid", col("channel_id")))
 
 
 def q22(b: DataStream) -> DataStream:
     """Get URL directories: auction, bidder, price, channel, dir1-dir3 =
     SPLIT_INDEX(url, '/', 3 / 4 / 5), the three path segments of the url
-    (empty fields kept, null past the last field).
-
-    One regex pass extracts the three fields (no match, i.e. fewer than 3
-    separators: all null); dir2 and dir3 are nulled where the url has fewer
-    than 4 / 5 separators (their optional groups did not take part)."""
-    fields = b.select(
+    (empty fields kept, null past the last field), with the native
+    split_index kernel (sabot.functions)."""
+    url = col("url")
+    return b.select(
         "auction",
         "bidder",
         "price",
         "channel",
-        dirs=call("extract_regex", col("url"), options=pc.ExtractRegexOptions(_URL_DIRECTORIES)),
-        separators=call("count_substring", col("url"), options=pc.MatchSubstringOptions("/")),
-    )
-
-    def field(i: int) -> pc.Expression:
-        value = call("struct_field", col("dirs"), options=pc.StructFieldOptions([i]))
-        if i == 0:
-            return value
-        return call("if_else", col("separators") >= 3 + i, value, lit(None).cast("string"))
-
-    return fields.select(
-        "auction", "bidder", "price", "channel", dir1=field(0), dir2=field(1), dir3=field(2)
+        dir1=split_index(url, "/", 3),
+        dir2=split_index(url, "/", 4),
+        dir3=split_index(url, "/", 5),
     )
 
 

@@ -2,6 +2,7 @@
 
 #include <arrow/compute/initialize.h>
 
+#include "sabot/functions/string_functions.h"
 #include "sabot/operators/filter.h"
 #include "sabot/operators/project.h"
 #include "sabot/operators/union.h"
@@ -10,7 +11,11 @@
 namespace sabot {
 
 arrow::Status InitializeRuntime() {
-  static arrow::Status status = arrow::compute::Initialize();
+  static arrow::Status status = [] {
+    ARROW_RETURN_NOT_OK(arrow::compute::Initialize());
+    // split_index, regexp_extract (functions/string_functions.h)
+    return EnsureStringFunctionsRegistered();
+  }();
   return status;
 }
 
