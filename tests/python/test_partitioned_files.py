@@ -150,3 +150,27 @@ def test_bad_options(tmp_path: Path) -> None:
         s.write_partitioned_files(tmp_path, partition_by="p", format="orc")
     with pytest.raises(ValueError, match="partition_by"):
         s.write_partitioned_files(tmp_path, partition_by=[])
+
+
+@pytest.mark.parametrize(("p1", "p2"), [(2, 3), (3, 1)])
+def test_exactly_once_through_savepoint_and_restore(p1: int, p2: int, tmp_path: Path) -> None:
+    """A job stopped with a savepoint in the middle and restored at another
+    parallelism into the same directory: every row is in the committed files
+    exactly once, and no in-progress file is left."""
+    from test_restore_golden import run_with_restore
+
+    data = rows(seed=9)
+    out = tmp_path / "out"
+    batches = pa.Table.from_pylist(data, SCHEMA).to_batches(max_chunksize=40)
+
+    def build(env: sb.Environment, gates: list) -> list[sb.Collected]:
+        s = gates[0].hold(env.from_batches(batches))
+        return [
+            s.key_by("day", "hm").write_partitioned_files(out, partition_by=["day", "hm"]).collect()
+        ]
+
+    first, second = run_with_restore(build, p1, p2, 1, tmp_path)
+    assert first[0].num_rows > 0 and second[0].num_rows > 0
+    assert first[0].num_rows + second[0].num_rows == len(data)
+    assert read_csv_tree(out) == expected(data)
+    assert not list(out.rglob("*.inprogress"))
