@@ -670,6 +670,45 @@ class DataStream:
 
         return kafka.sink(self, topic, **options)
 
+    # -- OVER aggregate, partitioned files (sabot/over.py) ----------------------
+
+    def over_rows(self, *, preceding: int, order_by: str, row_key: str) -> Any:
+        """A ROWS frame per key of the preceding :meth:`key_by`: each row and the
+        ``preceding`` rows before it in (``order_by``, ``row_key``) order, e.g.
+        ``key_by("seller").over_rows(preceding=10, order_by="time",
+        row_key="id").agg(avg=sb.mean("price"))``. The input may be updating
+        (``_op``): +I/+U add or replace the row with that ``row_key`` (an
+        integer column), -U/-D remove it; changed results are re-emitted. See
+        docs/over.md."""
+        from sabot import over
+
+        return over.over_rows(self, preceding=preceding, order_by=order_by, row_key=row_key)
+
+    def write_partitioned_files(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        partition_by: str | Sequence[str],
+        format: str = "csv",  # noqa: A002
+        success_file: bool = True,
+    ) -> DataStream:
+        """Writes the rows into ``path/<col>=<value>/.../part-<i>-<n>.<format>``
+        (csv or parquet; the partition columns only in the path), committed at
+        checkpoints and at the end of input, then ``_SUCCESS`` per partition
+        directory. Returns the rows written (pass-through). See
+        docs/partitioned_files.md."""
+        from sabot import over
+
+        return over.write_partitioned_files(
+            self,
+            path,
+            partition_by=list(partition_by) if not isinstance(partition_by, str) else partition_by,
+            format=format,
+            success_file=success_file,
+        )
+
+    # -- end of OVER aggregate, partitioned files ------------------------------
+
 
 class WindowedStream:
     """A windowed stream waiting for its aggregates (:meth:`agg`)."""

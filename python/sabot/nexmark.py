@@ -631,121 +631,17 @@ Q6_PRECEDING = 10
 """q6 averages the current and the 10 preceding winning prices of a seller."""
 
 
-class SellerAverages:
-    """q6's OVER aggregate over an updating input, as a keyed function (key:
-    seller): AVG(price) OVER (PARTITION BY seller ORDER BY dateTime ROWS BETWEEN
-    10 PRECEDING AND CURRENT ROW) for every current winning bid of the seller.
-
-    Input: the winning bids (changelog: +I/+U add or replace an auction's row,
-    -U/-D remove it) with id, seller, price, bid_time. State per seller: the
-    winning price and bid time of each of its auctions and the average last
-    emitted for it (map states, so the backend keeps and checkpoints them).
-    Each batch applies its changes, recomputes the averages of the sellers it
-    touches (rows ordered by bid time, then auction id) and emits, per auction
-    whose average changed, -U/+U (or +I, or -D when its winning bid left):
-    seller, id, avg_price (BIGINT average: sum div count), _op."""
-
-    def open(self, ctx: Any) -> None:
-        self.price = ctx.map_state("price", pa.int64(), pa.int64())
-        self.time = ctx.map_state("time", pa.int64(), pa.int64())
-        self.emitted = ctx.map_state("avg", pa.int64(), pa.int64())
-
-    @staticmethod
-    def _maps(entries: pa.MapArray) -> list[dict[int, int]]:
-        return [dict(m) if m is not None else {} for m in entries.to_pylist()]
-
-    def process_batch(self, batch: pa.RecordBatch, ctx: Any) -> pa.RecordBatch | None:
-        sellers = batch.column("seller").to_pylist()
-        touched = list(dict.fromkeys(sellers))
-        keys = pa.array(touched, pa.int64())
-        prices = self._maps(self.price.entries_many(keys))
-        times = self._maps(self.time.entries_many(keys))
-        before = self._maps(self.emitted.entries_many(keys))
-        index = {seller: i for i, seller in enumerate(touched)}
-        rows = zip(
-            sellers,
-            batch.column("id").to_pylist(),
-            batch.column("price").to_pylist(),
-            pc.cast(batch.column("bid_time"), pa.int64()).to_pylist(),
-            batch.column("_op").to_pylist(),
-            strict=True,
-        )
-        for seller, auction, price, time, op in rows:
-            i = index[seller]
-            if op in (0, 2):
-                prices[i][auction] = price
-                times[i][auction] = time
-            else:
-                prices[i].pop(auction, None)
-                times[i].pop(auction, None)
-        out: dict[str, list[int]] = {"seller": [], "id": [], "avg_price": [], "_op": []}
-
-        def emit(seller: int, auction: int, avg: int, op: int) -> None:
-            out["seller"].append(seller)
-            out["id"].append(auction)
-            out["avg_price"].append(avg)
-            out["_op"].append(op)
-
-        state_keys: list[int] = []
-        state_ids: list[int] = []
-        state_prices: list[int] = []
-        state_times: list[int] = []
-        state_avgs: list[int] = []
-        for seller, i in index.items():
-            order = sorted(prices[i], key=lambda a, t=times[i]: (t[a], a))
-            window: list[int] = []
-            total = 0
-            after: dict[int, int] = {}
-            for auction in order:
-                window.append(prices[i][auction])
-                total += window[-1]
-                if len(window) > Q6_PRECEDING + 1:
-                    total -= window.pop(0)
-                after[auction] = total // len(window)
-            for auction, avg in before[i].items():
-                if auction not in after:
-                    emit(seller, auction, avg, 3)
-            for auction, avg in after.items():
-                old = before[i].get(auction)
-                if old is None:
-                    emit(seller, auction, avg, 0)
-                elif old != avg:
-                    emit(seller, auction, old, 1)
-                    emit(seller, auction, avg, 2)
-                state_keys.append(seller)
-                state_ids.append(auction)
-                state_prices.append(prices[i][auction])
-                state_times.append(times[i][auction])
-                state_avgs.append(avg)
-        for state in (self.price, self.time, self.emitted):
-            state.clear_many(keys)
-        if state_keys:
-            k = pa.array(state_keys, pa.int64())
-            ids = pa.array(state_ids, pa.int64())
-            self.price.put_many(k, ids, pa.array(state_prices, pa.int64()))
-            self.time.put_many(k, ids, pa.array(state_times, pa.int64()))
-            self.emitted.put_many(k, ids, pa.array(state_avgs, pa.int64()))
-        if not out["_op"]:
-            return None
-        return pa.record_batch(
-            {
-                "seller": pa.array(out["seller"], pa.int64()),
-                "id": pa.array(out["id"], pa.int64()),
-                "avg_price": pa.array(out["avg_price"], pa.int64()),
-                "_op": pa.array(out["_op"], pa.int8()),
-            }
-        )
-
-
 def q6(s: Sources) -> DataStream:
     """Average selling price by seller: the winning bid of each auction (the
     highest within its lifetime, ties: the earlier bid; an updating top-1, as
     q9), then per seller the average of the current and the 10 preceding
-    winning prices in bid-time order (:class:`SellerAverages`) -> seller, id,
-    avg_price, _op; upsert key id (the suite's result has seller, avg_price).
+    winning prices in bid-time order (ties: the auction id) -> seller, id,
+    avg_price (BIGINT: sum div count), _op; upsert key id (the suite's result
+    has seller, avg_price).
 
     Flink's suite leaves q6 out: its OVER aggregate cannot consume the updates
-    the winning bids make. Here the averages are maintained under them."""
+    the winning bids make. Here the averages are maintained under them
+    (:meth:`DataStream.over_rows`)."""
     winning = _winning_bids(
         s,
         ["id", "seller", "dateTime", "expires"],
@@ -762,7 +658,14 @@ def q6(s: Sources) -> DataStream:
     )
     top = ranked.key_by("id").top_n(1, "rank_key", descending=True)
     changes = top.select("id", "seller", "price", "bid_time", _op=col("_op"))
-    return changes.key_by("seller").process(SellerAverages(), name="q6_seller_averages")
+    # A native ROWS OVER aggregate over the winning bids' changelog: -U/-D
+    # remove an auction's row, +I/+U add or replace it; per batch the touched
+    # sellers' averages are recomputed and those that changed re-emitted
+    # (-U/+U, +I, -D).
+    frame = changes.key_by("seller").over_rows(
+        preceding=Q6_PRECEDING, order_by="bid_time", row_key="id"
+    )
+    return frame.agg(avg_price=mean("price"))
 
 
 AUCTION_COLUMNS = [
@@ -880,49 +783,6 @@ def q13(s: Sources) -> DataStream:
     return joined.select("auction", "bidder", "price", "dateTime", "value")
 
 
-class PartitionedCsvWriter:
-    """q10's sink as a keyed function, keyed by ``partition`` (an int64 column
-    naming each row's partition, e.g. the minute of its time): appends the rows
-    of each partition to ``<path>/dt=<dt>/hm=<hm>/part-<instance>.csv`` and
-    passes them on without the ``partition`` column.
-
-    The file format is Flink's CSV: no header, timestamps as SQL text, the
-    partition columns (``dt``, ``hm``) only in the path, escaped as Flink
-    escapes a path (':' -> '%3A'). All rows of a partition reach one instance;
-    an instance holds one file per partition. Work per batch is per partition
-    (a batch of a time-ordered stream holds one or two minutes), not per row."""
-
-    def __init__(self, path: str, partition_by: tuple[str, ...] = ("dt", "hm")) -> None:
-        self.path = path
-        self.partition_by = partition_by
-
-    def open(self, ctx: Any) -> None:
-        self.instance = ctx.instance_index
-
-    def process_batch(self, batch: pa.RecordBatch, ctx: Any) -> pa.RecordBatch:
-        from pyarrow import csv
-
-        passed = batch.drop_columns(["partition"])
-        data = passed.drop_columns(list(self.partition_by))
-        columns = [_time_text(c) if pa.types.is_timestamp(c.type) else c for c in data.columns]
-        data = pa.RecordBatch.from_arrays(columns, names=data.schema.names)
-        partition = batch.column("partition")
-        options = csv.WriteOptions(include_header=False, quoting_style="needed")
-        for value in pc.unique(partition).to_pylist():
-            mask = pc.equal(partition, value)
-            first = pc.index(partition, value).as_py()
-            directory = Path(self.path).joinpath(
-                *(
-                    f"{c}={str(batch.column(c)[first].as_py()).replace(':', '%3A')}"
-                    for c in self.partition_by
-                )
-            )
-            directory.mkdir(parents=True, exist_ok=True)
-            with open(directory / f"part-{self.instance}.csv", "ab") as f:
-                csv.write_csv(data.filter(mask), f, options)
-        return passed
-
-
 SUCCESS_FILE = "_SUCCESS"
 
 
@@ -942,16 +802,18 @@ def commit_partitions(path: str | os.PathLike[str]) -> list[str]:
 def q10(s: Sources) -> DataStream:
     """Log to file system: every bid with dt = 'yyyy-MM-dd' and hm = 'HH:mm' of
     its dateTime (UTC), written as CSV into ``s.output_dir`` partitioned by (dt,
-    hm) (:class:`PartitionedCsvWriter`) -> auction, bidder, price, dateTime,
-    extra, dt, hm (the rows written). Call :func:`commit_partitions` after the
-    job to write the success files."""
+    hm) -> auction, bidder, price, dateTime, extra, dt, hm (the rows written).
+
+    The native partitioned file sink (:meth:`DataStream.write_partitioned_files`)
+    writes ``dt=<dt>/hm=<hh>%3A<mm>/part-<instance>-<n>.csv`` (no header,
+    timestamps as SQL text) and, at the end of input, each partition's
+    ``_SUCCESS`` file. :func:`commit_partitions` does the same for a directory
+    after the fact."""
     # DATE_FORMAT(dateTime, 'yyyy-MM-dd') and 'HH:mm' are slices of the
     # timestamp's text "yyyy-MM-dd HH:mm:ss.SSS".
     with_text = s.bids.select(
         "auction", "bidder", "price", "dateTime", "extra", text=_time_text_expr(col("dateTime"))
     )
-    ms = col("dateTime").cast("int64").cast("float64")
-    minute = call("floor", call("divide", ms, lit(60_000.0))).cast("int64")
     logged = with_text.select(
         "auction",
         "bidder",
@@ -960,12 +822,11 @@ def q10(s: Sources) -> DataStream:
         "extra",
         dt=call("utf8_slice_codeunits", col("text"), options=pc.SliceOptions(0, 10)),
         hm=call("utf8_slice_codeunits", col("text"), options=pc.SliceOptions(11, 16)),
-        partition=minute,
     )
-    # Keyed by the minute (an int64; one (dt, hm) partition each) rather than by
-    # the two strings: cheaper to hash.
-    return logged.key_by("partition").process(
-        PartitionedCsvWriter(s.output_dir), name="q10_partitioned_csv"
+    # Keyed by the partition, so all rows of a partition reach one instance
+    # (one open file per partition and instance).
+    return logged.key_by("dt", "hm").write_partitioned_files(
+        s.output_dir, partition_by=["dt", "hm"], format="csv"
     )
 
 

@@ -4,6 +4,7 @@
 #include "sabot/connectors/console/console_sink.h"
 #include "sabot/connectors/file/file_sink.h"
 #include "sabot/connectors/file/file_source.h"
+#include "sabot/connectors/file/partitioned_file_sink.h"  // over_rows, partitioned files
 #include "sabot/connectors/kafka/kafka_sink.h"
 #include "sabot/connectors/kafka/kafka_source.h"
 #include "sabot/connectors/memory/memory.h"
@@ -17,6 +18,7 @@
 #include "sabot/operators/keyed_process.h"
 #include "sabot/operators/lookup_join.h"
 #include "sabot/operators/map.h"
+#include "sabot/operators/over_aggregate.h"  // over_rows, partitioned files
 #include "sabot/operators/project.h"
 #include "sabot/operators/regular_join.h"
 #include "sabot/operators/top_n.h"
@@ -52,6 +54,8 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   RegisterLookupJoin(registry);   // lookup join (operators/lookup_join.h)
   RegisterViewSink(registry);     // materialized views (views/view_sink.h)
   RegisterUpsertSinks(registry);  // Kafka / file upsert sinks (connectors/upsert/)
+  RegisterOverAggregate(registry);        // over_rows (operators/over_aggregate.h)
+  RegisterPartitionedFileSink(registry);  // connectors/file/partitioned_file_sink.h
 }
 
 }  // namespace sabot
