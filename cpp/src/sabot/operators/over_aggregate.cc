@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <unordered_map>
 
 #include "sabot/exec/partitioner.h"
@@ -48,10 +50,26 @@ struct RowState {
   std::vector<Num> emitted;  // the results last emitted; empty: none
 };
 
+using SortKey = std::pair<int64_t, int64_t>;  // (order value, row key)
+
 struct Group {
-  std::unordered_map<int64_t, RowState> rows;  // by row key
+  std::unordered_map<int64_t, RowState> rows;  // by row key (references stay valid)
+  std::map<SortKey, RowState*> sorted;         // the rows in frame order
   // Rows removed by the current batch that had emitted results.
   std::unordered_map<int64_t, std::vector<Num>> removed;
+  // The range of sort keys the current batch added, moved or removed.
+  bool changed = false;
+  SortKey lo, hi;
+
+  void Mark(SortKey k) {
+    if (!changed) {
+      lo = hi = k;
+      changed = true;
+    } else {
+      lo = std::min(lo, k);
+      hi = std::max(hi, k);
+    }
+  }
 };
 
 arrow::Result<std::shared_ptr<arrow::Array>> CastTo(
@@ -124,8 +142,15 @@ class OverRowsOperator : public Operator {
       const int8_t op = ops ? ops[i] : 0;
       if (op == static_cast<int8_t>(ChangeOp::kInsert) ||
           op == static_cast<int8_t>(ChangeOp::kUpdateAfter)) {
-        RowState& row = group.rows[rk];
+        auto [it, inserted] = group.rows.try_emplace(rk);
+        RowState& row = it->second;
+        if (!inserted) {
+          group.sorted.erase({row.order, rk});
+          group.Mark({row.order, rk});
+        }
         row.order = order->Value(i);
+        group.sorted[{row.order, rk}] = &row;
+        group.Mark({row.order, rk});
         row.values.resize(aggs_.size());
         for (size_t a = 0; a < aggs_.size(); ++a) {
           if (!values[a]) continue;
@@ -142,6 +167,8 @@ class OverRowsOperator : public Operator {
       } else {
         auto it = group.rows.find(rk);
         if (it == group.rows.end()) continue;
+        group.sorted.erase({it->second.order, rk});
+        group.Mark({it->second.order, rk});
         if (!it->second.emitted.empty())
           group.removed[rk] = std::move(it->second.emitted);
         group.rows.erase(it);
@@ -158,8 +185,11 @@ class OverRowsOperator : public Operator {
       out_results.push_back(r);
       out_ops.push_back(op);
     };
-    std::vector<std::pair<std::pair<int64_t, int64_t>, RowState*>> sorted;
+    // Frames look back only: rows before the first changed sort key keep their
+    // results, and so do rows more than `preceding` rows after the last one.
+    std::deque<const RowState*> window;
     std::vector<Num> result(aggs_.size());
+    const auto preceding = static_cast<size_t>(o_.preceding);
     for (uint32_t g : touched) {
       touched_[g] = false;
       Group& group = groups_[g];
@@ -169,17 +199,21 @@ class OverRowsOperator : public Operator {
       std::sort(removed.begin(), removed.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
       for (const auto& [rk, r] : removed) add(g, rk, r, ChangeOp::kDelete);
-      sorted.clear();
-      for (auto& [rk, row] : group.rows) sorted.push_back({{row.order, rk}, &row});
-      std::sort(sorted.begin(), sorted.end(),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (size_t i = 0; i < sorted.size(); ++i) {
-        const size_t first = i >= static_cast<size_t>(o_.preceding)
-                                 ? i - static_cast<size_t>(o_.preceding)
-                                 : 0;
-        Compute(sorted, first, i, &result);
-        RowState& row = *sorted[i].second;
-        const int64_t rk = sorted[i].first.second;
+      if (!group.changed) continue;
+      group.changed = false;
+      auto it = group.sorted.lower_bound(group.lo);
+      auto start = it;
+      for (size_t j = 0; j < preceding && start != group.sorted.begin(); ++j) --start;
+      window.clear();
+      for (auto w = start; w != it; ++w) window.push_back(w->second);
+      size_t past_hi = 0;
+      for (; it != group.sorted.end(); ++it) {
+        if (it->first > group.hi && past_hi++ >= preceding) break;
+        window.push_back(it->second);
+        if (window.size() > preceding + 1) window.pop_front();
+        Compute(window, &result);
+        RowState& row = *it->second;
+        const int64_t rk = it->first.second;
         if (row.emitted.empty()) {
           add(g, rk, result, ChangeOp::kInsert);
         } else if (row.emitted != result) {
@@ -273,27 +307,27 @@ class OverRowsOperator : public Operator {
     return std::static_pointer_cast<arrow::Int64Array>(cast);
   }
 
-  void Compute(const std::vector<std::pair<std::pair<int64_t, int64_t>, RowState*>>& rows,
-               size_t first, size_t last, std::vector<Num>* result) const {
-    const auto count = static_cast<int64_t>(last - first + 1);
+  /// The aggregates of one frame (oldest row first, current row last).
+  void Compute(const std::deque<const RowState*>& frame, std::vector<Num>* result) const {
+    const auto count = static_cast<int64_t>(frame.size());
     for (size_t a = 0; a < aggs_.size(); ++a) {
       const Agg& agg = aggs_[a];
       Num r;
       if (agg.fn == Fn::kCount) {
         r.i = count;
       } else if (agg.floating) {
-        double acc = rows[first].second->values[a].d;
-        for (size_t j = first + 1; j <= last; ++j) {
-          const double v = rows[j].second->values[a].d;
+        double acc = frame.front()->values[a].d;
+        for (size_t j = 1; j < frame.size(); ++j) {
+          const double v = frame[j]->values[a].d;
           acc = agg.fn == Fn::kMin   ? std::min(acc, v)
                 : agg.fn == Fn::kMax ? std::max(acc, v)
                                      : acc + v;
         }
         r.d = agg.fn == Fn::kMean ? acc / static_cast<double>(count) : acc;
       } else {
-        int64_t acc = rows[first].second->values[a].i;
-        for (size_t j = first + 1; j <= last; ++j) {
-          const int64_t v = rows[j].second->values[a].i;
+        int64_t acc = frame.front()->values[a].i;
+        for (size_t j = 1; j < frame.size(); ++j) {
+          const int64_t v = frame[j]->values[a].i;
           acc = agg.fn == Fn::kMin   ? std::min(acc, v)
                 : agg.fn == Fn::kMax ? std::max(acc, v)
                                      : acc + v;
@@ -440,8 +474,10 @@ class OverRowsOperator : public Operator {
       }
     }
     for (int64_t i = 0; i < n; ++i) {
-      RowState& row = groups_[ids->Value(i)].rows[row_keys->Value(i)];
+      Group& group = groups_[ids->Value(i)];
+      RowState& row = group.rows[row_keys->Value(i)];
       row.order = orders->Value(i);
+      group.sorted[{row.order, row_keys->Value(i)}] = &row;
       row.values.resize(aggs_.size());
       if (emitted->Value(i)) row.emitted.resize(aggs_.size());
       for (size_t a = 0; a < aggs_.size(); ++a) {

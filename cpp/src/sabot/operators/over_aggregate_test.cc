@@ -216,6 +216,8 @@ TEST(OverRowsTest, CurrentRowOnly) { CheckOverRows(0, 62); }
 
 TEST(OverRowsTest, TwoPrecedingThroughRestore) { CheckOverRows(2, 63); }
 
+TEST(OverRowsTest, FramesLongerThanMostKeys) { CheckOverRows(150, 64); }
+
 TEST(OverRowsTest, OutputSchema) {
   auto node = MakeNode("over_rows", Options(3));
   Driver driver{node.get(), {{"k"}}};
