@@ -599,6 +599,7 @@ class FixedCountDistinctAccumulator : public Accumulator {
   void ResetGroup(uint32_t g) override {
     counts_[g] = 0;
     ++gen_[g];
+    stale_ = true;
   }
   arrow::Result<std::shared_ptr<arrow::Array>> Finalize(
       const std::vector<uint32_t>& groups) override {
@@ -702,9 +703,14 @@ class FixedCountDistinctAccumulator : public Accumulator {
   // table (nearly) in order.
   void Rehash(size_t more) {
     ZeroedTable<Entry> old = std::move(table_);
-    size_t live = 0;
-    for (const auto& e : old)
-      live += e.gen_plus1 != 0 && e.gen_plus1 == gen_[e.group] + 1;
+    // Without a reset group since the last rehash every entry is live.
+    size_t live = size_;
+    if (stale_) {
+      live = 0;
+      for (const auto& e : old)
+        live += e.gen_plus1 != 0 && e.gen_plus1 == gen_[e.group] + 1;
+    }
+    stale_ = false;
     size_t cap = kMinCapacity;
     while ((live + more) * 8 > cap * 3) cap *= 2;
     Allocate(cap);
@@ -721,6 +727,7 @@ class FixedCountDistinctAccumulator : public Accumulator {
 
   bool floating_;
   ZeroedTable<Entry> table_;
+  bool stale_ = false;  // a group was reset: the table may hold dead entries
   int shift_ = 64;
   size_t size_ = 0;
   std::vector<int64_t> counts_;
