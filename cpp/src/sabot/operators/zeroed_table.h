@@ -6,7 +6,8 @@
 /// them with 4 KiB pages, so filling a table costs one page fault per 4 KiB.
 /// Tables of 2 MiB and more are mapped here directly (already zero), 2 MiB
 /// aligned and advised as transparent huge pages where the kernel allows it
-/// (THP "madvise" mode): one fault per 2 MiB. Smaller tables use calloc. T must
+/// (THP "madvise" mode) and populated writable at once (no read fault on the
+/// zero page followed by a copy-on-write fault). Smaller tables use calloc. T must
 /// be trivially copyable with all-zero bytes as its empty value.
 #pragma once
 
@@ -27,6 +28,11 @@ class ZeroedTable {
 
  public:
   static constexpr size_t kHugePage = size_t{2} << 20;
+#ifdef MADV_POPULATE_WRITE
+  static constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
+#else
+  static constexpr int kMadvPopulateWrite = 23;  // Linux 5.14+
+#endif
 
   ZeroedTable() = default;
   explicit ZeroedTable(size_t n) { Reset(n); }
@@ -51,7 +57,8 @@ class ZeroedTable {
     Release();
     const size_t bytes = n * sizeof(T);
     if (bytes >= kHugePage) {
-      map_bytes_ = bytes + kHugePage;
+      // Room for the table rounded up to whole huge pages after aligning.
+      map_bytes_ = ((bytes + kHugePage - 1) & ~(kHugePage - 1)) + kHugePage;
       void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) {
@@ -61,9 +68,16 @@ class ZeroedTable {
       map_ = p;
       auto aligned = (reinterpret_cast<uintptr_t>(p) + kHugePage - 1) & ~(kHugePage - 1);
       data_ = reinterpret_cast<T*>(aligned);
+      const size_t span = (bytes + kHugePage - 1) & ~(kHugePage - 1);
 #ifdef MADV_HUGEPAGE
-      madvise(data_, (bytes + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+      madvise(data_, span, MADV_HUGEPAGE);
 #endif
+      // Fault the table in now, writable: a hash table's first access to a
+      // page is often a read (probing an empty slot), which would map the
+      // shared zero page and take a second, copy-on-write fault at the first
+      // insert. Kernels before 5.14 refuse the advice; the pages then fault
+      // in on use as before.
+      madvise(data_, span, kMadvPopulateWrite);
     } else if (n > 0) {
       data_ = static_cast<T*>(std::calloc(n, sizeof(T)));
       if (data_ == nullptr) throw std::bad_alloc();
