@@ -133,6 +133,7 @@ def q5(b: DataStream) -> DataStream:
     auctions with the most bids of each window (all ties) -> auction, num."""
     counts = (
         _timed(b)
+        .select("auction", "dateTime")  # only these cross the key_by exchange
         .key_by("auction")
         .window(hopping("10s", "2s"))
         .agg(num=count())
@@ -161,6 +162,7 @@ def q11(b: DataStream) -> DataStream:
     bid_count, starttime, endtime."""
     return (
         _timed(b)
+        .select("bidder", "dateTime")  # only these cross the key_by exchange
         .key_by("bidder")
         .window(session("10s"))
         .agg(bid_count=count())
@@ -179,18 +181,25 @@ def q12(b: DataStream) -> DataStream:
     )
 
 
-def _ranked(b: DataStream) -> DataStream:
-    """Adds the rank columns q15-q17 count with: rank-filtered copies of the bid
-    columns (null outside the rank), so that count / count_distinct of them are
-    Flink's FILTER (WHERE price < ...) aggregates."""
+def _ranked(
+    b: DataStream,
+    keep: tuple[str, ...],
+    of: tuple[str, ...] = ("bid", "bidder", "auction"),
+) -> DataStream:
+    """The bid columns ``keep`` and the rank columns q15-q17 count with:
+    rank-filtered copies of the bid columns (null outside the rank), so that
+    count / count_distinct of them are Flink's FILTER (WHERE price < ...)
+    aggregates. ``of`` names the copies a query uses ("bid": a 1 per row,
+    "bidder", "auction"). Only what the query reads is kept: every column is
+    carried through the key_by exchange."""
     p = col("price")
     ranks = {"r1": p < 10_000, "r2": (p >= 10_000) & (p < 1_000_000), "r3": p >= 1_000_000}
+    copies = {"bid": lit(1), "bidder": col("bidder"), "auction": col("auction")}
     cols: dict[str, Any] = {}
     for r, cond in ranks.items():
-        cols[f"bid_{r}"] = call("if_else", cond, lit(1), lit(None).cast("int64"))
-        cols[f"bidder_{r}"] = call("if_else", cond, col("bidder"), lit(None).cast("int64"))
-        cols[f"auction_{r}"] = call("if_else", cond, col("auction"), lit(None).cast("int64"))
-    return b.select("auction", "bidder", "price", "channel", "dateTime", **cols)
+        for name in of:
+            cols[f"{name}_{r}"] = call("if_else", cond, copies[name], lit(None).cast("int64"))
+    return b.select(*keep, **cols)
 
 
 def _day_aggregates() -> dict[str, Any]:
@@ -217,7 +226,8 @@ def _day(column: str = "window_start") -> pc.Expression:
 def q15(b: DataStream) -> DataStream:
     """Bidding statistics per day: bids, bidders and auctions, in total and per
     price rank (< 10,000; < 1,000,000; above) -> day + 12 counts."""
-    daily = _ranked(_timed(b)).window(tumbling("1d")).agg(**_day_aggregates())
+    ranked = _ranked(_timed(b), keep=("auction", "bidder", "dateTime"))
+    daily = ranked.window(tumbling("1d")).agg(**_day_aggregates())
     return daily.select(day=_day(), **{k: col(k) for k in _day_aggregates()})
 
 
@@ -225,7 +235,8 @@ def q16(b: DataStream) -> DataStream:
     """q15 per (channel, day), with the last bid's minute -> channel, day,
     minute + 12 counts."""
     aggs = {"last_time": max("dateTime"), **_day_aggregates()}
-    daily = _ranked(_timed(b)).key_by("channel").window(tumbling("1d")).agg(**aggs)
+    ranked = _ranked(_timed(b), keep=("auction", "bidder", "channel", "dateTime"))
+    daily = ranked.key_by("channel").window(tumbling("1d")).agg(**aggs)
     minute = call("strftime", col("last_time"), options=pc.StrftimeOptions("%H:%M", "C"))
     return daily.select(
         "channel", day=_day(), minute=minute, **{k: col(k) for k in _day_aggregates()}
@@ -236,7 +247,7 @@ def q17(b: DataStream) -> DataStream:
     """Per (auction, day): bids in total and per rank, and min, max, avg and sum
     of price."""
     daily = (
-        _ranked(_timed(b))
+        _ranked(_timed(b), keep=("auction", "price", "dateTime"), of=("bid",))
         .key_by("auction")
         .window(tumbling("1d"))
         .agg(
@@ -546,7 +557,8 @@ def q7(s: Sources) -> DataStream:
     interval join) -> auction, price, bidder, dateTime, extra."""
     timed = _timed(s.bids)
     maxes = (
-        timed.window(tumbling("10s"))
+        timed.select("price", "dateTime")  # only these reach the global window
+        .window(tumbling("10s"))
         .agg(maxprice=max("price"))
         .select("maxprice", window_end=col("window_end"))
     )

@@ -632,6 +632,26 @@ class WindowAggregateOperator : public Operator {
       // Flink). Sessions of a key are disjoint, so their ends grow with their
       // starts: walk back from the last session starting at or before `end`.
       auto it = by_start.upper_bound(end);
+      // Common case: the row falls in (or extends) the session that starts at or
+      // before it. Sessions are disjoint and not touching, so no earlier session
+      // reaches its start, and none later starts before `end`: the session keeps
+      // its start and slot; only its end may grow (the open_ends_ node is
+      // re-keyed in place, no allocation).
+      if (it != by_start.begin()) {
+        auto prev = std::prev(it);
+        Session& s = prev->second;
+        if (prev->first <= ts && s.end >= ts) {
+          if (end > s.end) {
+            auto node = open_ends_.extract({s.end, kid[i], prev->first});
+            node.value() = {end, kid[i], prev->first};
+            open_ends_.insert(std::move(node));
+            s.end = end;
+          }
+          if (s.fired) refire.insert({kid[i], prev->first});
+          row_slot[i] = s.slot;
+          continue;
+        }
+      }
       uint32_t slot = UINT32_MAX;
       bool was_fired = false;
       while (it != by_start.begin()) {
