@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,17 +18,22 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import sabot
-from faust_testutil import run, unique
+from faust_testutil import run, unique, wait_until
 from sabot import _sabot
 from sabot import kafka as sk
 
 HEAVY = ("pyarrow", "numpy", "confluent_kafka", "sabot.datastream", "sabot.nexmark")
 
 
-def _run_script(body: str) -> dict[str, Any]:
+def _run_script(body: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Runs ``body`` in a fresh interpreter; it ends by printing one JSON line."""
     out = subprocess.run(
-        [sys.executable, "-c", body], capture_output=True, text=True, timeout=240, check=False
+        [sys.executable, "-c", body],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-4000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -298,3 +304,94 @@ def test_native_producer_metadata_and_keys(kafka_bootstrap: str) -> None:
         await tr.close()
 
     run(main(), timeout=90)
+
+
+# -- the worker's memory-lean defaults --------------------------------------------------
+
+LEAN_SCRIPT = textwrap.dedent(
+    """
+    import json, os
+    from sabot import _sabot
+    from sabot.faust.worker import lean_memory_defaults
+    lean_memory_defaults()
+    import pyarrow as pa
+    print(json.dumps({
+        "env": os.environ.get("ARROW_DEFAULT_MEMORY_POOL"),
+        "pool": pa.default_memory_pool().backend_name,
+        "arena_cap_supported": _sabot.malloc_arena_max(2),
+    }))
+    """
+)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL",)}
+    env.pop("SABOT_FAUST_LEAN_MEMORY", None)
+    env.update(extra)
+    return env
+
+
+def test_lean_memory_defaults_apply_and_yield_to_the_user() -> None:
+    res = _run_script(LEAN_SCRIPT, _clean_env())
+    assert res["env"] == "system"
+    assert res["pool"] == "system"
+    assert res["arena_cap_supported"] is True  # glibc on the CI machines
+    # the user's choice wins
+    res = _run_script(LEAN_SCRIPT, _clean_env(ARROW_DEFAULT_MEMORY_POOL="mimalloc"))
+    assert (res["env"], res["pool"]) == ("mimalloc", "mimalloc")
+    # and all of it can be turned off
+    res = _run_script(LEAN_SCRIPT, _clean_env(SABOT_FAUST_LEAN_MEMORY="0"))
+    assert res["env"] is None
+    assert res["pool"] != "system"
+
+
+def test_app_defaults_poll_sizes() -> None:
+    app = sabot.App("fp-conf", broker="memory://")
+    assert app.conf.batch_size == 1024
+    assert app.conf.arrow_batch_size == 4096
+    app = sabot.App("fp-conf2", broker="memory://", batch_size=300, arrow_batch_size=9000)
+    assert (app.conf.batch_size, app.conf.arrow_batch_size) == (300, 9000)
+
+
+@pytest.mark.parametrize("mode", ["records", "batches"])
+def test_prefetch_follows_the_agent_kind(kafka_bootstrap: str, mode: str) -> None:
+    """A per-record agent's consumer prefetches 1 MiB and polls 1,024 records;
+    a stream.batches() agent's prefetches 8 MiB and polls arrow_batch_size."""
+    topic = unique("fp-pref")
+
+    async def main() -> None:
+        app = sabot.App(unique("fp-pref-app"), broker=f"kafka://{kafka_bootstrap}")
+        src = app.topic(topic, value_serializer="json", partitions=1)
+        seen: list[int] = []
+
+        if mode == "batches":
+
+            @app.agent(src)
+            async def agent(stream):
+                async for batch in stream.batches():
+                    seen.append(batch.num_rows)
+
+        else:
+
+            @app.agent(src)
+            async def agent(stream):  # noqa: F811 - one of the two per run
+                async for _value in stream:
+                    seen.append(1)
+
+        await app.start()
+        await src.send(value={"x": 1})
+        await wait_until(lambda: sum(seen) >= 1, timeout=60, what="the record")
+        hub = app._shared_consumer
+        consumer = hub.consumer
+        if mode == "batches":
+            assert consumer.arrow
+            assert consumer.config["queued.max.messages.kbytes"] == 8192
+            assert hub.batch_size == app.conf.arrow_batch_size
+        else:
+            assert not consumer.arrow
+            assert consumer.config["queued.max.messages.kbytes"] == 1024
+            assert hub.batch_size == app.conf.batch_size
+        await app.stop()
+        await app.close()
+
+    run(main(), timeout=120)

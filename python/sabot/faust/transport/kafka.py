@@ -241,6 +241,8 @@ class NativeKafkaConsumer(Consumer):
             **(self.ARROW_PREFETCH if arrow else self.RECORD_PREFETCH),
         }
         conf.update(config)
+        self.arrow = arrow
+        self.config = conf
         self._native = _sabot.KafkaBatchConsumer(
             bootstrap,
             self.topics,
