@@ -320,6 +320,9 @@ class Source:
         """The agent iterates ``stream.batches()``: poll ``arrow_batch_size``
         records at a time (Arrow columns are compact; per-batch costs dominate)."""
         self.arrow_batches = True
+        transport = self.channel.transport
+        if hasattr(transport, "arrow_batches"):  # kafka: a deeper producer queue
+            transport.arrow_batches = True
         size = max(self.batch_size, self.app.conf.arrow_batch_size)
         self.batch_size = size
         hub = getattr(self.consumer, "hub", None)

@@ -355,8 +355,9 @@ def test_app_defaults_poll_sizes() -> None:
 
 @pytest.mark.parametrize("mode", ["records", "batches"])
 def test_prefetch_follows_the_agent_kind(kafka_bootstrap: str, mode: str) -> None:
-    """A per-record agent's consumer prefetches 1 MiB and polls 1,024 records;
-    a stream.batches() agent's prefetches 8 MiB and polls arrow_batch_size."""
+    """A per-record agent's consumer prefetches 1 MiB and polls 1,024 records,
+    its producer queues 2,000; a stream.batches() agent's prefetches 8 MiB,
+    polls arrow_batch_size and its producer queues 20,000."""
     topic = unique("fp-pref")
 
     async def main() -> None:
@@ -379,18 +380,22 @@ def test_prefetch_follows_the_agent_kind(kafka_bootstrap: str, mode: str) -> Non
                     seen.append(1)
 
         await app.start()
+        hub = app._shared_consumer
+        # the consumer is made once the bodies started iterating
+        await wait_until(lambda: hub.consumer is not None, timeout=30, what="the consumer")
         await src.send(value={"x": 1})
         await wait_until(lambda: sum(seen) >= 1, timeout=60, what="the record")
-        hub = app._shared_consumer
         consumer = hub.consumer
         if mode == "batches":
             assert consumer.arrow
             assert consumer.config["queued.max.messages.kbytes"] == 8192
             assert hub.batch_size == app.conf.arrow_batch_size
+            assert app.transport.producer_queue == 20000
         else:
             assert not consumer.arrow
             assert consumer.config["queued.max.messages.kbytes"] == 1024
             assert hub.batch_size == app.conf.batch_size
+            assert app.transport.producer_queue == 2000
         await app.stop()
         await app.close()
 
