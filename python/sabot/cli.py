@@ -16,8 +16,9 @@ import threading
 from collections.abc import Sequence
 
 import sabot
-from sabot import nexmark
-from sabot.datastream import Environment, JobError, col
+
+# nexmark and the DataStream API are imported where used, so `sabot -A app worker`
+# (a Faust-style worker) does not load them (docs/design/faust_memory.md).
 
 
 def _peak_rss_mb() -> float:
@@ -25,6 +26,8 @@ def _peak_rss_mb() -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from sabot.datastream import JobError
+
     sys.argv = [args.job, *args.job_args]
     os.environ["SABOT_PRINT_METRICS"] = "1"  # each finished job prints its metrics
     if args.restore:  # sabot/checkpoint.py: the default restore= of every job
@@ -43,6 +46,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def run_demo(events: int = 1_000_000, parallelism: int = 2, rate: int = 250_000) -> int:
     """The demo job: Nexmark bids -> filter -> computed column -> key_by -> print,
     with a live progress line. Returns the number of events processed."""
+    from sabot import nexmark
+    from sabot.datastream import Environment, col
+
     env = Environment(parallelism=parallelism)
     per_split_rate = max(1, rate // parallelism)
     bids = nexmark.bids(env, events=events, parallelism=parallelism, rate_limit=per_split_rate)
@@ -115,6 +121,9 @@ def run_nexmark_bench(
     q10 writes its partitioned files into ``output_dir`` (default: a temporary
     directory, deleted after the run); q13 reads ``side_input`` (default: the
     suite's file, made in the temp directory)."""
+    from sabot import nexmark
+    from sabot.datastream import Environment
+
     if query not in nexmark.query_names():
         raise ValueError(f"unknown query {query!r}; available: {', '.join(nexmark.query_names())}")
     env = Environment(parallelism=parallelism, num_threads=parallelism)
@@ -168,6 +177,8 @@ def run_nexmark_bench(
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from sabot.datastream import JobError
+
     if args.suite != "nexmark":
         print(f"sabot: unknown benchmark suite {args.suite!r}", file=sys.stderr)
         return 2

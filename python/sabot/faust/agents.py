@@ -311,9 +311,24 @@ class Source:
         self.batches = 0
         self.records = 0
         self._decoder: Any = None
+        self.arrow_batches = False  # iterated by stream.batches()
 
     def inbox(self) -> ActorInbox:
         return ActorInbox(self)
+
+    def use_arrow_batches(self) -> None:
+        """The agent iterates ``stream.batches()``: poll ``arrow_batch_size``
+        records at a time (Arrow columns are compact; per-batch costs dominate)."""
+        self.arrow_batches = True
+        transport = self.channel.transport
+        if hasattr(transport, "arrow_batches"):  # kafka: a deeper producer queue
+            transport.arrow_batches = True
+        size = max(self.batch_size, self.app.conf.arrow_batch_size)
+        self.batch_size = size
+        hub = getattr(self.consumer, "hub", None)
+        if hub is not None:
+            hub.batch_size = max(hub.batch_size, size)
+            hub.arrow_batches = True
 
     def attach_pump(self, pump: Callable[[], Any]) -> None:
         self._pump = pump
@@ -352,6 +367,8 @@ class Source:
                 objects=self.channel.objects,
                 needs_headers=self.needs_headers,
             )
+        if self.arrow_batches:
+            self.use_arrow_batches()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._fetch_loop(), name=f"fetch:{self.group}"))
         self._tasks.append(loop.create_task(self._commit_loop(), name=f"commit:{self.group}"))

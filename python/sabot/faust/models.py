@@ -52,9 +52,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-import pyarrow as pa
-
 from sabot.faust import codecs
+
+if typing.TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported by the functions that need it (arrow_schema, to_arrow,
+# from_arrow), not here: a per-record worker never loads it (faust_memory.md).
 
 __all__ = [
     "BooleanField",
@@ -405,6 +409,8 @@ def _type_errors(t: _Type, value: Any) -> str | None:
 def _arrow_type(
     t: _Type, field: FieldDescriptor, where: str, seen: tuple[type, ...]
 ) -> pa.DataType:
+    import pyarrow as pa
+
     kind = t.kind
     if kind == "scalar":
         return {
@@ -1027,6 +1033,8 @@ class Record:
 
     @classmethod
     def _arrow_fields(cls, seen: tuple[type, ...] = ()) -> list[pa.Field]:
+        import pyarrow as pa
+
         out = []
         for name, desc in cls._descriptors().items():
             if desc.exclude:
@@ -1040,6 +1048,8 @@ class Record:
     @classmethod
     def arrow_schema(cls) -> pa.Schema:
         """The Arrow schema of this model's fields (see the module doc)."""
+        import pyarrow as pa
+
         return pa.schema(
             cls._arrow_fields(), metadata={b"faust.ns": cls._options.namespace.encode()}
         )
@@ -1054,6 +1064,8 @@ class Record:
     @classmethod
     def to_arrow(cls, records: Iterable[Record]) -> pa.RecordBatch:
         """A RecordBatch of ``records`` with :meth:`arrow_schema`."""
+        import pyarrow as pa
+
         schema = cls.arrow_schema()
         rows = []
         for i, rec in enumerate(records):
@@ -1079,6 +1091,8 @@ class Record:
         """The rows of ``batch`` as Records (columns are matched by name; extra
         columns are ignored; a missing column of a field with a default takes
         the default)."""
+        import pyarrow as pa
+
         if not isinstance(batch, (pa.RecordBatch, pa.Table)):
             raise ValidationError(
                 f"from_arrow expects a pyarrow RecordBatch or Table, got {type(batch).__name__}",

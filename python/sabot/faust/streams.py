@@ -142,6 +142,9 @@ class Stream:
 
     async def _iter_batches(self) -> AsyncIterator[Any]:
         src = self._source
+        use_arrow = getattr(getattr(src, "source", src), "use_arrow_batches", None)
+        if use_arrow is not None:
+            use_arrow()
         for owned in self._owned:
             await owned.ensure_started()
         _set_current_source(self)

@@ -280,7 +280,8 @@ class Topic:
                 fut = transport.send_soon(name, k, v, partition, headers, ts)
                 break
             except BufferError:  # producer queue full: let deliveries drain
-                await asyncio.sleep(0.005)
+                wait = getattr(transport, "wait_for_space", None)
+                await (wait() if wait is not None else asyncio.sleep(0.005))
         app.monitor.on_send(name)
         if callback is not None:
             fut.add_done_callback(lambda f: callback(f.result()) if not f.exception() else None)

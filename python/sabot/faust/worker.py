@@ -43,6 +43,38 @@ def load_app(spec: str) -> Any:
     return obj
 
 
+# -- memory-lean defaults of a worker (docs/design/faust_memory.md) -------------------
+
+LEAN_ENV = {
+    # Arrow's allocations go to glibc malloc instead of mimalloc's own arenas,
+    # which keep freed pages mapped: -5.5 MiB peak RSS on the Faust benchmark's
+    # per-record worker (80 -> 74 MiB), same throughput. Read when Arrow first
+    # allocates.
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+}
+MALLOC_ARENA_MAX = 2
+"""glibc malloc arenas of a worker (default: 8 per core): librdkafka's and the
+engine's threads each get an arena of their own otherwise, every one keeping
+freed memory; 2 measured -2 MiB peak RSS on the Faust benchmark's per-record
+worker at the same throughput (both defaults together: 81 -> 74 MiB)."""
+
+
+def lean_memory_defaults() -> None:
+    """Applies the worker's memory defaults unless the user chose otherwise:
+    each variable of :data:`LEAN_ENV` only when not set in the environment, and
+    glibc's arena cap (``mallopt(M_ARENA_MAX)``) only when ``MALLOC_ARENA_MAX``
+    is not set (glibc applied that itself). ``SABOT_FAUST_LEAN_MEMORY=0``
+    turns all of it off."""
+    if os.environ.get("SABOT_FAUST_LEAN_MEMORY", "1") == "0":
+        return
+    for k, v in LEAN_ENV.items():
+        os.environ.setdefault(k, v)
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        from sabot import _sabot
+
+        _sabot.malloc_arena_max(MALLOC_ARENA_MAX)
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -248,6 +280,8 @@ def _parser(prog: str, with_app: bool) -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     """``sabot -A module:app COMMAND ...``"""
     args = _parser("sabot", with_app=True).parse_args(list(argv))
+    if args.command == "worker":
+        lean_memory_defaults()  # before the app's module allocates anything
     app = load_app(args.app)
     return int(args.fn(app, args))
 
@@ -255,6 +289,8 @@ def main(argv: Sequence[str]) -> int:
 def main_for_app(app: Any, argv: Sequence[str]) -> int:
     """``app.main()``: the same commands for a given app."""
     args = _parser(sys.argv[0], with_app=False).parse_args(list(argv))
+    if args.command == "worker":
+        lean_memory_defaults()
     return int(args.fn(app, args))
 
 
@@ -277,6 +313,7 @@ class Worker:
             app.add_service(svc)
 
     def execute_from_commandline(self) -> int:
+        lean_memory_defaults()
         _setup_logging(str(self.loglevel))
         if self.web_port is not None:
             self.app.conf.web_port = self.web_port

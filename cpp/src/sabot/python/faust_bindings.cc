@@ -11,6 +11,7 @@
 #include <arrow/api.h>
 #include <arrow/c/abi.h>
 #include <arrow/c/bridge.h>
+#include <malloc.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -23,6 +24,8 @@
 
 #include "sabot/formats/format.h"
 #include "sabot/python/binding_util.h"
+#include "sabot/python/faust_columns.h"
+#include "sabot/python/faust_producer.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -85,6 +88,20 @@ void RegisterFaustBindings(nb::module_& m) {
       .def(nb::init<const nb::dict&>(), "format"_a)
       .def("decode", &FaustDecoder::Decode, "values"_a,
            "(rows capsules | None, errors [(index, reason)])");
+  m.def(
+      "malloc_arena_max",
+      [](int n) {
+#ifdef M_ARENA_MAX
+        return mallopt(M_ARENA_MAX, n) == 1;
+#else
+        return false;
+#endif
+      },
+      "n"_a,
+      "Caps glibc's malloc arenas (mallopt M_ARENA_MAX) for the Faust worker's "
+      "memory-lean defaults; False where unsupported.");
+  py::RegisterFaustColumns(m);   // KafkaPolled, arrow_to_pylist (faust_columns.cc)
+  py::RegisterFaustProducer(m);  // FaustProducer (faust_producer.cc)
 }
 
 }  // namespace sabot

@@ -22,6 +22,7 @@
 #include "sabot/connectors/kafka/kafka_sink.h"
 #include "sabot/connectors/kafka/kafka_source.h"
 #include "sabot/python/binding_util.h"
+#include "sabot/python/faust_columns.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -339,6 +340,22 @@ void RegisterKafkaBindings(nb::module_& m) {
             for (const auto& w : b.warnings) warnings.append(nb::str(w.c_str()));
             return nb::make_tuple(py::BatchToCapsules(b.messages), rows, row_message,
                                   errors, warnings);
+          },
+          "max_messages"_a, "timeout_ms"_a)
+      // The Faust layer's poll: a KafkaPolled handle whose columns become Python
+      // lists in C++ on demand (faust_columns.h), so no pyarrow is needed.
+      .def(
+          "poll_batch",
+          [](BatchConsumerHandle& h, int64_t max_messages, int timeout_ms) {
+            arrow::Result<kafka::PolledBatch> r;
+            {
+              nb::gil_scoped_release release;
+              r = h.get().Poll(max_messages, timeout_ms);
+            }
+            kafka::PolledBatch b = Unwrap(std::move(r));
+            return py::PolledHandle{std::move(b.messages), std::move(b.rows),
+                                    std::move(b.row_message), std::move(b.errors),
+                                    std::move(b.warnings)};
           },
           "max_messages"_a, "timeout_ms"_a)
       .def(

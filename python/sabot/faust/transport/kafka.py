@@ -1,10 +1,13 @@
 """``kafka://host:port``: the Kafka transport (librdkafka).
 
-Agents consume through the engine's consumer (:class:`sabot.kafka.BatchConsumer`):
-whole batches as Arrow columns (keys, values, headers, ...), polled on one worker
-thread per consumer, so the event loop never blocks on the broker and polling
-overlaps with the agent bodies. confluent-kafka remains for the producer, for
-reading a changelog to its end (``read_to_end`` assigns partitions without a
+Agents consume through the engine's consumer (``_sabot.KafkaBatchConsumer``, the
+one behind :class:`sabot.kafka.BatchConsumer`): whole batches as Arrow columns
+(keys, values, headers, ...), polled on one worker thread per consumer, so the
+event loop never blocks on the broker and polling overlaps with the agent
+bodies; columns become Python lists in C++, so a per-record worker never imports
+pyarrow. Records are produced by the engine's librdkafka too
+(``_sabot.FaustProducer``). confluent-kafka is only imported for reading a
+changelog with records to its end (``read_to_end`` assigns partitions without a
 group, which BatchConsumer does not offer) and for ``committed()``. Offsets are
 committed explicitly (``enable.auto.commit=false``) with the positions the
 agent runtime hands over: never past a record still in flight. The producer
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sabot import kafka as sk
+from sabot import _sabot
 from sabot.faust.events import Message
 from sabot.faust.transport.base import Batch, Consumer, RecordMetadata, Transport
 
@@ -92,25 +95,66 @@ def retry_call(fn: Any, what: str, deadline_s: float = 60.0) -> Any:
             delay = min(delay * 2, 1.0)
 
 
+class _Capsules:
+    """(schema, array) capsules as an object with ``__arrow_c_array__``."""
+
+    __slots__ = ("caps",)
+
+    def __init__(self, caps: Any) -> None:
+        self.caps = caps
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+        return self.caps
+
+
 class KafkaBatch(Batch):
-    """A batch polled by the native consumer: Arrow columns, turned into Python
-    lists only when (and as far as) the agent needs them."""
+    """A batch polled by the native consumer (a ``_sabot.KafkaPolled``): its
+    columns become Python lists in C++ only when (and as far as) the agent needs
+    them; ``arrow`` / ``decoded`` (pyarrow RecordBatches, for ``stream.batches()``)
+    import pyarrow on first use only (docs/design/faust_memory.md)."""
 
-    __slots__ = ("_cols",)
+    __slots__ = ("_cols", "_polled", "_arrow", "_decoded", "_has_decoded")
 
-    def __init__(self, raw: Any, decoded: Any, positions: dict[tuple[str, int], int]) -> None:
+    def __init__(self, polled: Any, has_decoded: bool) -> None:
         self._cols: dict[str, Any] = {}
-        self.n = raw.num_rows
-        self.arrow = raw
-        self.decoded = decoded
-        self.positions = positions
+        self._polled = polled
+        self._arrow: Any = None
+        self._decoded: Any = None
+        self._has_decoded = has_decoded
+        self.n = polled.num_rows
+        self.positions = polled.positions()
         self.objects = False
 
     def _col(self, name: str) -> Any:
         v = self._cols.get(name)
         if v is None:
-            v = self._cols[name] = self.arrow.column(name).to_pylist()
+            v = self._cols[name] = self._polled.column(name)
         return v
+
+    @property  # type: ignore[override]
+    def arrow(self) -> Any:
+        rb = self._arrow
+        if rb is None:
+            import pyarrow as pa
+
+            rb = self._arrow = pa.record_batch(_Capsules(self._polled.messages()))
+        return rb
+
+    @property  # type: ignore[override]
+    def decoded(self) -> Any:
+        if not self._has_decoded:
+            return None
+        rb = self._decoded
+        if rb is None:
+            import pyarrow as pa
+
+            rb = self._decoded = pa.record_batch(_Capsules(self._polled.rows()))
+        return rb
+
+    def select_topics(self, names: Sequence[str]) -> KafkaBatch:
+        """The records of these topics (filtered natively)."""
+        part = self._polled.select_topics(list(names))
+        return KafkaBatch(part, self._has_decoded and part.num_decoded == part.num_rows)
 
     @property
     def topics(self) -> list[str]:  # type: ignore[override]
@@ -138,21 +182,36 @@ class KafkaBatch(Batch):
 
     @property
     def headers(self) -> list[Any] | None:  # type: ignore[override]
-        if self.arrow.schema.get_field_index("headers") < 0:
+        if not self._polled.has_column("headers"):
             return None
-        h = self._cols.get("headers")
-        if h is None:
-            # map<utf8, binary>: each row a list of (key, value) pairs, or None
-            h = self._cols["headers"] = [
-                None if x is None else dict(x) for x in self.arrow.column("headers").to_pylist()
-            ]
-        return h
+        # map<utf8, binary>: a dict per row, or None (converted in C++)
+        return self._col("headers")
 
 
 class NativeKafkaConsumer(Consumer):
-    """The engine's consumer (:class:`sabot.kafka.BatchConsumer`): librdkafka
-    batches land in Arrow columns and, for topics with a Record value type, are
-    decoded to Arrow natively, all without the GIL."""
+    """The engine's consumer (``_sabot.KafkaBatchConsumer``, the one behind
+    :class:`sabot.kafka.BatchConsumer`): librdkafka batches land in Arrow
+    columns and, for topics with a Record value type, are decoded to Arrow
+    natively, all without the GIL. Used directly (not through sabot.kafka) so
+    that a per-record worker does not import pyarrow.
+
+    librdkafka prefetches up to 64 MiB (and 100,000 messages) per consumer by
+    default. A consumer of per-record agents prefetches at most 1 MiB: that
+    keeps one Python worker busy and is 10 MiB less peak RSS on the Faust
+    benchmark than 8 MiB; one feeding ``stream.batches()`` (``arrow=True``)
+    prefetches 8 MiB, without which the batch path ran at a third of its
+    throughput (docs/design/faust_memory.md). ``config`` overrides both."""
+
+    RECORD_PREFETCH: dict[str, Any] = {  # noqa: RUF012
+        "queued.max.messages.kbytes": 1024,
+        "queued.min.messages": 2000,
+        "fetch.max.bytes": 1024 * 1024,
+    }
+    ARROW_PREFETCH: dict[str, Any] = {  # noqa: RUF012
+        "queued.max.messages.kbytes": 8192,
+        "queued.min.messages": 20000,
+        "fetch.max.bytes": 8 * 1024 * 1024,
+    }
 
     def __init__(
         self,
@@ -161,10 +220,16 @@ class NativeKafkaConsumer(Consumer):
         group: str,
         config: dict[str, Any],
         value_format: Any,
+        arrow: bool = False,
     ) -> None:
-        fmt: dict[str, Any] = {}
+        fmt: dict[str, Any] | None = None
         if value_format is not None:
-            fmt = {"format": value_format["name"], "schema": value_format.get("schema")}
+            schema = value_format.get("schema")  # a Record value type's Arrow schema
+            if hasattr(schema, "__arrow_c_schema__"):
+                schema = schema.__arrow_c_schema__()
+            fmt = {"name": value_format["name"], "infer_sample_size": 1000}
+            if schema is not None:
+                fmt["schema"] = schema
         self.group = group
         self.topics = list(topics)
         self._exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{group}")
@@ -173,16 +238,18 @@ class NativeKafkaConsumer(Consumer):
             "heartbeat.interval.ms": 1000,
             "fetch.wait.max.ms": 50,
             "topic.metadata.refresh.interval.ms": 5000,
-            # librdkafka prefetches up to 64 MiB (and 100,000 messages) per
-            # consumer by default; 8 MiB keeps the pipeline full at the rates
-            # one Python worker processes and cuts peak RSS.
-            "queued.max.messages.kbytes": 8192,
-            "queued.min.messages": 20000,
-            "fetch.max.bytes": 8 * 1024 * 1024,
+            **(self.ARROW_PREFETCH if arrow else self.RECORD_PREFETCH),
         }
         conf.update(config)
-        self._native = sk.BatchConsumer(
-            self.topics, group=group, bootstrap=bootstrap, reset="earliest", config=conf, **fmt
+        self.arrow = arrow
+        self.config = conf
+        self._native = _sabot.KafkaBatchConsumer(
+            bootstrap,
+            self.topics,
+            group,
+            "earliest",
+            fmt,
+            {k: str(v) for k, v in conf.items()},
         )
         self.closed = False
         self.decode_failures = 0
@@ -191,46 +258,25 @@ class NativeKafkaConsumer(Consumer):
         return {(t, p) for t, p, *_ in self._native.assignment()}
 
     def _poll(self, max_records: int, timeout: float) -> Batch | None:
-        import pyarrow as pa
-
-        polled = self._native.poll(max_records, timeout)
+        polled = self._native.poll_batch(int(max_records), int(timeout * 1000))
         for w in polled.warnings:
             log.warning("consumer %s: %s", self.group, w)
-        msgs = polled.messages
-        if msgs.num_rows == 0:
+        n = polled.num_rows
+        if n == 0:
             return None
-        decoded = polled.rows
-        if polled.errors:
-            self.decode_failures += len(polled.errors)
+        has_decoded = polled.num_decoded == n
+        errors = polled.errors
+        if errors:
+            self.decode_failures += len(errors)
             log.warning(
                 "consumer %s: %d values did not decode to the Record schema (first: %s); "
                 "decoding this batch per record",
                 self.group,
-                len(polled.errors),
-                polled.errors[0][1],
+                len(errors),
+                errors[0][1],
             )
-            decoded = None
-        elif decoded is not None and decoded.num_rows != msgs.num_rows:
-            decoded = None
-        # per partition: the offset after its last message in this batch
-        maxima = (
-            pa.table(
-                [msgs.column("topic"), msgs.column("partition"), msgs.column("offset")],
-                names=["t", "p", "o"],
-            )
-            .group_by(["t", "p"])
-            .aggregate([("o", "max")])
-        )
-        positions = {
-            (t, p): o + 1
-            for t, p, o in zip(
-                maxima.column("t").to_pylist(),
-                maxima.column("p").to_pylist(),
-                maxima.column("o_max").to_pylist(),
-                strict=True,
-            )
-        }
-        return KafkaBatch(msgs, decoded, positions)
+            has_decoded = False
+        return KafkaBatch(polled, has_decoded)
 
     async def getmany(self, max_records: int, timeout: float) -> Batch | None:
         if self.closed:
@@ -270,36 +316,56 @@ class KafkaTransport(Transport):
     shared_consumer = True  # agents of the app's group share one member
 
     def __init__(self, url: str, default_partitions: int = 8, **config: Any) -> None:
-        import confluent_kafka as ck
-
-        self._ck = ck
         self.url = url
         self.bootstrap = _bootstrap(url)
         self.default_partitions = default_partitions
         self.consumer_config: dict[str, Any] = {}
+        # librdkafka producer properties over PRODUCER_DEFAULTS (e.g. a larger
+        # "queue.buffering.max.messages" for bursts of big fan-outs)
+        self.producer_config: dict[str, Any] = {}
         self._producer: Any = None
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
         self._partitions: dict[str, int] = {}
-        self._delivered: list[Any] = []
-        self._delivered_lock = threading.Lock()
+        self._inflight: dict[int, tuple[asyncio.Future, str]] = {}
+        self._space: asyncio.Event | None = None  # set when deliveries drained
+        self.arrow_batches = False  # an agent iterates stream.batches()
+        self.producer_queue = 0  # the producer's queue bound, once it exists
+        self._token = 0
 
     # -- producer ------------------------------------------------------------------
 
+    PRODUCER_DEFAULTS: dict[str, Any] = {  # noqa: RUF012
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "enable.idempotence": True,
+        "acks": "all",
+    }
+    # Records awaiting delivery (librdkafka's default: 100,000); each holds a
+    # copy in librdkafka and a future, and a full queue makes send() wait. An
+    # app of per-record agents sends steadily: 2,000 is 11 MiB less peak RSS
+    # than 20,000 on the Faust benchmark. Agents on `stream.batches()` send in
+    # bursts (one output per key and batch): with 2,000 the batch path ran at a
+    # third of its throughput, so such an app gets 20,000
+    # (docs/design/faust_memory.md). producer_config overrides both.
+    PRODUCER_QUEUE_RECORDS = 2000
+    PRODUCER_QUEUE_BATCHES = 20000
+
     def _ensure_producer(self) -> Any:
         if self._producer is None:
-            self._producer = self._ck.Producer(
-                {
-                    "bootstrap.servers": self.bootstrap,
-                    "partitioner": "murmur2_random",
-                    "linger.ms": 5,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    # at most 20,000 records awaiting delivery (default 100,000):
-                    # each holds a future and a callback; a full queue makes
-                    # send() wait (BufferError) instead of growing the heap.
-                    "queue.buffering.max.messages": 20000,
-                }
+            queue = (
+                self.PRODUCER_QUEUE_BATCHES if self.arrow_batches else self.PRODUCER_QUEUE_RECORDS
+            )
+            conf = {
+                **self.PRODUCER_DEFAULTS,
+                "queue.buffering.max.messages": queue,
+                **self.producer_config,
+            }
+            self.producer_queue = int(conf["queue.buffering.max.messages"])
+            # the engine's librdkafka (no confluent-kafka in a worker)
+            self._producer = _sabot.FaustProducer(
+                self.bootstrap,
+                {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
             )
             self._poller = threading.Thread(
                 target=self._poll_producer, name="kafka-producer", daemon=True
@@ -308,28 +374,27 @@ class KafkaTransport(Transport):
         return self._producer
 
     def _poll_producer(self) -> None:
-        # Delivery reports are collected here and resolved on the event loop in
-        # one call per poll round (not one loop wake-up per record).
+        # Delivery reports are collected here (librdkafka waits without the GIL)
+        # and resolved on the event loop in one call per poll round.
         while not self._closing.is_set():
-            self._producer.poll(0.02)
-            self._hand_over()
+            self._hand_over(self._producer.poll(20))
 
-    def _delivered_append(self, item: Any) -> None:
-        with self._delivered_lock:
-            self._delivered.append(item)
-
-    def _hand_over(self) -> None:
-        with self._delivered_lock:
-            batch, self._delivered = self._delivered, []
-        if batch:
-            by_loop: dict[Any, list] = {}
-            for item in batch:
-                by_loop.setdefault(item[0].get_loop(), []).append(item)
-            for loop, items in by_loop.items():
-                try:
-                    loop.call_soon_threadsafe(_resolve_all, items)
-                except RuntimeError:  # loop closed
-                    pass
+    def _hand_over(self, reports: list[Any]) -> None:
+        if not reports:
+            return
+        inflight = self._inflight
+        by_loop: dict[Any, list] = {}
+        for token, err, partition, offset, ts in reports:
+            entry = inflight.pop(token, None)
+            if entry is None:
+                continue
+            fut, topic = entry
+            by_loop.setdefault(fut.get_loop(), []).append((fut, topic, err, partition, offset, ts))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(self._delivered, items)
+            except RuntimeError:  # loop closed
+                pass
 
     def send_soon(
         self,
@@ -345,21 +410,24 @@ class KafkaTransport(Transport):
         when the producer's queue is full."""
         producer = self._ensure_producer()
         fut = asyncio.get_running_loop().create_future()
-
-        delivered = self._delivered_append
-
-        def done(err: Any, msg: Any) -> None:
-            delivered((fut, err, msg))
-
-        kw: dict[str, Any] = {"on_delivery": done}
-        if partition is not None:
-            kw["partition"] = partition
+        hdrs = None
         if headers:
             items = headers.items() if isinstance(headers, dict) else headers
-            kw["headers"] = [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
-        if timestamp_ms is not None:
-            kw["timestamp"] = int(timestamp_ms)
-        producer.produce(topic, value=value, key=key, **kw)
+            hdrs = [(str(k), v.encode() if isinstance(v, str) else v) for k, v in items]
+        self._token += 1
+        token = self._token
+        self._inflight[token] = (fut, topic)
+        if not producer.produce(
+            topic,
+            key,
+            value,
+            -1 if partition is None else int(partition),
+            hdrs,
+            0 if timestamp_ms is None else int(timestamp_ms),
+            token,
+        ):
+            del self._inflight[token]
+            raise BufferError(f"Kafka producer queue full (topic {topic})")
         return fut
 
     async def send(
@@ -376,15 +444,34 @@ class KafkaTransport(Transport):
                 fut = self.send_soon(topic, key, value, partition, headers, timestamp_ms)
                 break
             except BufferError:  # local queue full: let deliveries drain
-                await asyncio.sleep(0.005)
+                await self.wait_for_space()
         return await fut
+
+    def _delivered(self, items: list[Any]) -> None:
+        _resolve_all(items)
+        space = self._space
+        if space is not None:
+            space.set()
+
+    async def wait_for_space(self) -> None:
+        """Returns once delivery reports made room in the producer's queue (or
+        after 50 ms): a sender that found the queue full resumes as soon as it
+        drains, not after a fixed sleep."""
+        space = self._space
+        if space is None:
+            space = self._space = asyncio.Event()
+        space.clear()
+        try:
+            await asyncio.wait_for(space.wait(), 0.05)
+        except TimeoutError:
+            pass
 
     async def flush(self) -> None:
         if self._producer is not None:
             remaining = await asyncio.get_running_loop().run_in_executor(
-                None, self._producer.flush, 30
+                None, self._producer.flush, 30000
             )
-            self._hand_over()
+            self._hand_over(self._producer.take_deliveries())
             if remaining:
                 raise RuntimeError(f"Kafka producer: {remaining} records not delivered after 30s")
 
@@ -393,6 +480,11 @@ class KafkaTransport(Transport):
         self._closing.set()
         if self._poller is not None:
             self._poller.join(5)
+            self._poller = None
+        if self._producer is not None:
+            self._hand_over(self._producer.take_deliveries())
+            self._producer.close()
+            self._producer = None
 
     # -- admin ---------------------------------------------------------------------
 
@@ -401,8 +493,8 @@ class KafkaTransport(Transport):
         await asyncio.get_running_loop().run_in_executor(
             None,
             lambda: retry_call(
-                lambda: sk.create_topic(
-                    name, partitions, bootstrap=self.bootstrap, config=config, exist_ok=True
+                lambda: _sabot.kafka_create_topic(
+                    self.bootstrap, name, partitions, config, True, 30_000
                 ),
                 f"creating Kafka topic {name} at {self.bootstrap}",
             ),
@@ -413,7 +505,7 @@ class KafkaTransport(Transport):
         moment ago whose leaders are still moving) are retried until
         ``deadline_s``."""
         return retry_call(
-            lambda: sk.watermarks(topic, bootstrap=self.bootstrap),
+            lambda: [tuple(p) for p in _sabot.kafka_watermarks(self.bootstrap, topic, 10_000)],
             f"Kafka watermarks of topic {topic} at {self.bootstrap}",
             deadline_s,
         )
@@ -429,9 +521,11 @@ class KafkaTransport(Transport):
 
     def committed(self, group: str, topic: str) -> dict[tuple[str, int], int]:
         """The committed offsets of ``group`` on ``topic`` (monitoring, tests)."""
-        c = self._ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        import confluent_kafka as ck  # monitoring only, not in a worker's hot path
+
+        c = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
         try:
-            tps = [self._ck.TopicPartition(topic, p) for p in range(self.partitions(topic))]
+            tps = [ck.TopicPartition(topic, p) for p in range(self.partitions(topic))]
             return {(tp.topic, tp.partition): tp.offset for tp in c.committed(tps, timeout=10)}
         finally:
             c.close()
@@ -442,7 +536,9 @@ class KafkaTransport(Transport):
         want = {p: hi for p, (lo, hi) in enumerate(marks) if hi > lo}
         if not want:
             return
-        c = self._ck.Consumer(
+        import confluent_kafka as ck  # only when a changelog has records to recover
+
+        c = ck.Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"sabot-recovery-{uuid.uuid4().hex[:8]}",
@@ -451,7 +547,7 @@ class KafkaTransport(Transport):
         )
         ex = concurrent.futures.ThreadPoolExecutor(1)
         try:
-            c.assign([self._ck.TopicPartition(topic, p, self._ck.OFFSET_BEGINNING) for p in want])
+            c.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in want])
             deadline = time.monotonic() + 120
             while want:
                 if time.monotonic() > deadline:
@@ -487,26 +583,26 @@ class KafkaTransport(Transport):
         value_format: Any = None,
         objects: bool = False,
         needs_headers: bool = False,
+        arrow: bool = False,
     ) -> Consumer:
         """A group member: the engine's consumer (sabot.kafka.BatchConsumer),
         which returns keys, values and headers (``ask`` replies find their
         address there) as Arrow columns. ``needs_headers`` is accepted for the
-        transport interface; headers always come along."""
+        transport interface; headers always come along. ``arrow``: the records
+        feed ``stream.batches()`` (a larger prefetch, see NativeKafkaConsumer)."""
         return NativeKafkaConsumer(
-            self.bootstrap, topics, group, self.consumer_config, value_format
+            self.bootstrap, topics, group, self.consumer_config, value_format, arrow
         )
 
 
 def _resolve_all(items: list[Any]) -> None:
-    for fut, err, msg in items:
+    for fut, topic, err, partition, offset, ts in items:
         if fut.done():
             continue
         if err is not None:
-            fut.set_exception(RuntimeError(f"Kafka delivery to {msg.topic()} failed: {err}"))
+            fut.set_exception(RuntimeError(f"Kafka delivery to {topic} failed: {err}"))
         else:
-            fut.set_result(
-                RecordMetadata(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
-            )
+            fut.set_result(RecordMetadata(topic, partition, offset, ts))
 
 
 def _set_result(fut: asyncio.Future, value: Any) -> None:

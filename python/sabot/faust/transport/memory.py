@@ -14,9 +14,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from sabot import _sabot
 from sabot.faust.events import Message
 from sabot.faust.transport.base import Batch, Consumer, RecordMetadata, Transport, normalize_headers
-from sabot.kafka import partition_for_key
 
 _SHARED: dict[str, MemoryBroker] = {}
 
@@ -84,7 +84,7 @@ class MemoryBroker:
             else:
                 kb = key if isinstance(key, (bytes, bytearray)) else repr(key).encode()
                 # Kafka's Java default partitioner (murmur2), as the Kafka transport
-                partition = partition_for_key(bytes(kb), n)
+                partition = int(_sabot.kafka_partition_for_key(bytes(kb), n))
         if not 0 <= partition < n:
             raise ValueError(
                 f"topic {topic!r} has {n} partitions; partition {partition} does not exist"

@@ -37,21 +37,11 @@ def split_by_topic(batch: Any, topics_of: dict[str, Any]) -> dict[Any, Any]:
     owners = {topics_of.get(tp[0]) for tp in batch.positions}
     if len(owners) == 1:
         return {owners.pop(): batch}
-    arrow = getattr(batch, "arrow", None)
     out: dict[Any, Any] = {}
-    if arrow is not None and hasattr(batch, "_cols"):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        from sabot.faust.transport.kafka import KafkaBatch
-
-        col = arrow.column("topic")
+    select = getattr(batch, "select_topics", None)
+    if select is not None:  # a native Kafka batch: filtered in C++, no pyarrow
         for view in owners:
-            names = [t for t, v in topics_of.items() if v is view]
-            mask = pc.is_in(col, value_set=pa.array(names, type=col.type))
-            decoded = batch.decoded.filter(mask) if batch.decoded is not None else None
-            positions = {tp: o for tp, o in batch.positions.items() if tp[0] in names}
-            out[view] = KafkaBatch(arrow.filter(mask), decoded, positions)
+            out[view] = select([t for t, v in topics_of.items() if v is view])
         return out
     idx: dict[Any, list[int]] = collections.defaultdict(list)
     for i, t in enumerate(batch.topics):
@@ -142,6 +132,8 @@ class SharedConsumer:
         self.space = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.polls = 0
+        self.arrow_batches = False  # some agent iterates stream.batches()
+        self._value_format: Any = None
 
     def view(
         self, topics: Sequence[str], value_format: Any, needs_headers: bool = False
@@ -166,20 +158,41 @@ class SharedConsumer:
         # One decode schema for the member: only when every view wants the same
         # (else values are decoded per topic by the agents' runtime).
         value_format = self.views[0].value_format if len(formats) == 1 else None
+        self._value_format = value_format
+        self._task = asyncio.get_running_loop().create_task(
+            self._dispatch(), name=f"fetch:{self.group}:shared"
+        )
+
+    def _open_consumer(self) -> None:
+        kw: dict[str, Any] = {}
+        if self.arrow_batches:  # only transports that take it (kafka)
+            kw["arrow"] = True
         self.consumer = self.transport.consumer(
             list(self.topics_of),
             self.group,
-            value_format=value_format,
+            value_format=self._value_format,
             needs_headers=any(v.needs_headers for v in self.views),
-        )
-        self._task = asyncio.get_running_loop().create_task(
-            self._dispatch(), name=f"fetch:{self.group}:shared"
+            **kw,
         )
 
     def assignment(self) -> set[tuple[str, int]]:
         return self.consumer.assignment() if self.consumer is not None else set()
 
     async def _dispatch(self) -> None:
+        # The consumer is made here, not in open(): by now the agents' bodies
+        # started iterating, so a `stream.batches()` agent has said so
+        # (use_arrow_batches) and gets the larger prefetch. A body that iterates
+        # later only misses that tuning.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        try:
+            self._open_consumer()
+        except Exception as exc:  # surfaces in every view's getmany
+            log.error("shared consumer of group %s: cannot open: %r", self.group, exc)
+            self.error = exc
+            for v in self.views:
+                v._data.set()
+            return
         failures = 0
         while not self.closed:
             if any(v.pending >= self.max_pending for v in self.views if not v.closed):
