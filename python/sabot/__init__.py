@@ -20,7 +20,18 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sabot import changelog, join, kafka, lookup, nexmark, state, upsert, views, window
+    from sabot import (
+        changelog,
+        functions,
+        join,
+        kafka,
+        lookup,
+        nexmark,
+        state,
+        upsert,
+        views,
+        window,
+    )
     from sabot.datastream import (
         Collected,
         DataStream,
@@ -64,6 +75,7 @@ _SUBMODULES = frozenset(
         "changelog",
         "checkpoint",
         "datastream",
+        "functions",
         "join",
         "kafka",
         "lookup",
@@ -158,6 +170,7 @@ __all__ = [
     "col",
     "lit",
     "changelog",
+    "functions",
     "join",
     "kafka",
     "nexmark",
