@@ -49,11 +49,11 @@ class Settings:
         self.broker_commit_interval = float(kw.pop("broker_commit_interval", 1.0))
         self.stream_buffer_maxsize = int(kw.pop("stream_buffer_maxsize", 4096))
         # Records per consumer poll. Per-record iteration holds every record of a
-        # batch as Python objects while it is in flight, so it polls 1,024 at a
+        # batch as Python objects while it is in flight, so it polls 512 at a
         # time (peak RSS, docs/design/faust_memory.md); `stream.batches()` keeps
         # columns in Arrow and polls `arrow_batch_size`, where per-batch costs
         # (pyarrow calls) dominate.
-        self.batch_size = int(kw.pop("batch_size", 1024))
+        self.batch_size = int(kw.pop("batch_size", 512))
         self.arrow_batch_size = int(kw.pop("arrow_batch_size", 4096))
         self.agent_supervisor = kw.pop("agent_supervisor", "one_for_one")
         self.table_cleanup_interval = float(kw.pop("table_cleanup_interval", 30.0))

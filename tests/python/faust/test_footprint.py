@@ -347,7 +347,7 @@ def test_lean_memory_defaults_apply_and_yield_to_the_user() -> None:
 
 def test_app_defaults_poll_sizes() -> None:
     app = sabot.App("fp-conf", broker="memory://")
-    assert app.conf.batch_size == 1024
+    assert app.conf.batch_size == 512
     assert app.conf.arrow_batch_size == 4096
     app = sabot.App("fp-conf2", broker="memory://", batch_size=300, arrow_batch_size=9000)
     assert (app.conf.batch_size, app.conf.arrow_batch_size) == (300, 9000)
@@ -355,7 +355,7 @@ def test_app_defaults_poll_sizes() -> None:
 
 @pytest.mark.parametrize("mode", ["records", "batches"])
 def test_prefetch_follows_the_agent_kind(kafka_bootstrap: str, mode: str) -> None:
-    """A per-record agent's consumer prefetches 1 MiB and polls 1,024 records,
+    """A per-record agent's consumer prefetches 1 MiB and polls 512 records,
     its producer queues 2,000; a stream.batches() agent's prefetches 8 MiB,
     polls arrow_batch_size and its producer queues 20,000."""
     topic = unique("fp-pref")
