@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sabot/connectors/file/file_source.h"
+#include "sabot/connectors/file/pending_files.h"
 #include "sabot/formats/json_lines.h"
 #include "sabot/plan/registry.h"
 
@@ -101,37 +102,6 @@ class JsonLinesWriter : public BatchWriter {
   std::string buffer_;
 };
 
-/// fsyncs a file or directory so a rename or a finished file survives a crash
-/// of the machine, not only of the process.
-arrow::Status SyncPath(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return arrow::Status::IOError("cannot open '", path, "' to sync it");
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return arrow::Status::IOError("cannot sync '", path, "'");
-  return arrow::Status::OK();
-}
-
-/// The instance index of an in-progress part file name (".part-<i>.<ext>.inprogress"
-/// or ".part-<i>-<epoch>.<ext>.inprogress"), or -1 for other names.
-int InProgressInstance(const std::string& name) {
-  static constexpr std::string_view kPrefix = ".part-";
-  static constexpr std::string_view kSuffix = ".inprogress";
-  if (name.size() <= kPrefix.size() + kSuffix.size() || name.rfind(kPrefix, 0) != 0 ||
-      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
-    return -1;
-  }
-  size_t i = kPrefix.size();
-  int64_t index = 0;
-  size_t digits = 0;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && digits < 9;
-       ++i, ++digits) {
-    index = index * 10 + (name[i] - '0');
-  }
-  if (digits == 0 || i >= name.size() || (name[i] != '-' && name[i] != '.')) return -1;
-  return static_cast<int>(index);
-}
-
 class FileSinkOperator : public Operator {
  public:
   FileSinkOperator(FileSinkOptions options, std::string extension, int instance_index)
@@ -202,25 +172,9 @@ class FileSinkOperator : public Operator {
       pending_[id].push_back(std::move(file));
     }
     last_snapshot_ = id;
-    arrow::Int32Builder instances(pool_);
-    arrow::Int64Builder checkpoints(pool_);
-    arrow::StringBuilder temps(pool_), finals(pool_);
-    for (const auto& [checkpoint, files] : pending_) {
-      for (const auto& f : files) {
-        ARROW_RETURN_NOT_OK(instances.Append(instance_index_));
-        ARROW_RETURN_NOT_OK(checkpoints.Append(checkpoint));
-        ARROW_RETURN_NOT_OK(temps.Append(f.temp));
-        ARROW_RETURN_NOT_OK(finals.Append(f.final));
-      }
-    }
-    std::shared_ptr<arrow::Array> a, b, c, d;
-    ARROW_RETURN_NOT_OK(instances.Finish(&a));
-    ARROW_RETURN_NOT_OK(checkpoints.Finish(&b));
-    ARROW_RETURN_NOT_OK(temps.Finish(&c));
-    ARROW_RETURN_NOT_OK(finals.Finish(&d));
-    return writer->WriteOperatorState(
-        kFileSinkPendingState,
-        arrow::RecordBatch::Make(PendingSchema(), a->length(), {a, b, c, d}));
+    ARROW_ASSIGN_OR_RAISE(auto batch,
+                          PendingFilesBatch(pending_, instance_index_, pool_));
+    return writer->WriteOperatorState(kFileSinkPendingState, batch);
   }
 
   /// Renames the files of checkpoints <= checkpoint_id into place.
@@ -251,20 +205,6 @@ class FileSinkOperator : public Operator {
   }
 
  private:
-  struct PendingFile {
-    std::string temp;   // finished, under its in-progress name
-    std::string final;  // the name it gets on commit
-  };
-
-  static std::shared_ptr<arrow::Schema> PendingSchema() {
-    static const auto schema =
-        arrow::schema({arrow::field("instance", arrow::int32(), false),
-                       arrow::field("checkpoint", arrow::int64(), false),
-                       arrow::field("inprogress", arrow::utf8(), false),
-                       arrow::field("final", arrow::utf8(), false)});
-    return schema;
-  }
-
   /// `part-<i>.<ext>` for a job that never checkpointed, else
   /// `part-<i>-<epoch>.<ext>` (epoch: the checkpoint after the one the file
   /// follows; unique per instance as checkpoint ids increase).
@@ -285,16 +225,7 @@ class FileSinkOperator : public Operator {
   }
 
   arrow::Status Rename(const PendingFile& f, int64_t checkpoint) const {
-    std::error_code ec;
-    if (!fs::exists(f.temp, ec) && fs::exists(f.final, ec)) {
-      return arrow::Status::OK();  // renamed before a crash
-    }
-    fs::rename(f.temp, f.final, ec);
-    if (ec) {
-      return arrow::Status::IOError(name_, ": cannot commit '", f.temp, "' as '", f.final,
-                                    "' (checkpoint ", checkpoint, "): ", ec.message());
-    }
-    return arrow::Status::OK();
+    return CommitPendingFile(name_, f, checkpoint);
   }
 
   arrow::Status SyncDirectory() const {
@@ -320,35 +251,13 @@ class FileSinkOperator : public Operator {
   /// pending for the old instances this one answers for (old instance j goes to
   /// j % parallelism). Their checkpoint is complete, so they are committed.
   arrow::Status CommitRestored(SnapshotReader* restore) {
-    ARROW_ASSIGN_OR_RAISE(auto batches,
-                          restore->ReadOperatorState(kFileSinkPendingState));
     bool renamed = false;
-    for (const auto& batch : batches) {
-      if (!batch->schema()->Equals(*PendingSchema(), false)) {
-        return arrow::Status::Invalid(name_, ": checkpoint ", restore->checkpoint_id(),
-                                      " holds table '", kFileSinkPendingState,
-                                      "' with schema ", batch->schema()->ToString(),
-                                      ", expected ", PendingSchema()->ToString());
-      }
-      const auto& instances = static_cast<const arrow::Int32Array&>(*batch->column(0));
-      const auto& checkpoints = static_cast<const arrow::Int64Array&>(*batch->column(1));
-      const auto& temps = static_cast<const arrow::StringArray&>(*batch->column(2));
-      const auto& finals = static_cast<const arrow::StringArray&>(*batch->column(3));
-      for (int64_t i = 0; i < batch->num_rows(); ++i) {
-        if (instances.Value(i) % parallelism_ != instance_index_) continue;
-        PendingFile f{std::string(temps.GetView(i)), std::string(finals.GetView(i))};
-        std::error_code ec;
-        if (!fs::exists(f.temp, ec) && !fs::exists(f.final, ec)) {
-          return arrow::Status::IOError(name_, ": checkpoint ", restore->checkpoint_id(),
-                                        " recorded '", f.temp, "' (checkpoint ",
-                                        checkpoints.Value(i),
-                                        ") as written, but neither it nor '", f.final,
-                                        "' exists: the output directory lost data");
-        }
-        ARROW_RETURN_NOT_OK(Rename(f, checkpoints.Value(i)));
-        renamed = true;
-      }
-    }
+    ARROW_RETURN_NOT_OK(ForEachRestoredPendingFile(
+        name_, restore, kFileSinkPendingState, instance_index_, parallelism_,
+        [&](const PendingFile& f, int64_t checkpoint) {
+          renamed = true;
+          return Rename(f, checkpoint);
+        }));
     if (renamed) ARROW_RETURN_NOT_OK(SyncDirectory());
     return arrow::Status::OK();
   }

@@ -22,6 +22,7 @@
 #include <set>
 #include <system_error>
 
+#include "sabot/connectors/file/pending_files.h"
 #include "sabot/exec/operator.h"
 #include "sabot/exec/partitioner.h"
 #include "sabot/formats/json_lines.h"
@@ -69,43 +70,6 @@ namespace {
 
 constexpr int64_t kWriteBufferBytes = 256 << 10;
 
-arrow::Status SyncPath(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return arrow::Status::IOError("cannot open '", path, "' to sync it");
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return arrow::Status::IOError("cannot sync '", path, "'");
-  return arrow::Status::OK();
-}
-
-/// The instance of an in-progress name ".part-<i>-<n>.<ext>.inprogress", or -1.
-int InProgressInstance(const std::string& name) {
-  static constexpr std::string_view kPrefix = ".part-";
-  static constexpr std::string_view kSuffix = ".inprogress";
-  if (name.size() <= kPrefix.size() + kSuffix.size() || name.rfind(kPrefix, 0) != 0 ||
-      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
-    return -1;
-  }
-  size_t i = kPrefix.size();
-  int64_t index = 0;
-  size_t digits = 0;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && digits < 9;
-       ++i, ++digits) {
-    index = index * 10 + (name[i] - '0');
-  }
-  if (digits == 0 || i >= name.size() || name[i] != '-') return -1;
-  return static_cast<int>(index);
-}
-
-std::shared_ptr<arrow::Schema> PendingSchema() {
-  static const auto schema =
-      arrow::schema({arrow::field("instance", arrow::int32(), false),
-                     arrow::field("checkpoint", arrow::int64(), false),
-                     arrow::field("inprogress", arrow::utf8(), false),
-                     arrow::field("final", arrow::utf8(), false)});
-  return schema;
-}
-
 // One open file of one partition.
 struct OpenFile {
   std::string temp;
@@ -113,11 +77,6 @@ struct OpenFile {
   std::shared_ptr<arrow::io::OutputStream> stream;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> csv;
   std::unique_ptr<parquet::arrow::FileWriter> parquet;
-};
-
-struct PendingFile {
-  std::string temp;
-  std::string final;
 };
 
 class PartitionedFileSinkOperator : public Operator {
@@ -229,25 +188,9 @@ class PartitionedFileSinkOperator : public Operator {
     meta.parallelism = parallelism_;
     meta.values["next_file"] = next_file_;
     ARROW_RETURN_NOT_OK(WriteInstanceMeta(writer, meta));
-    arrow::Int32Builder instances(pool_);
-    arrow::Int64Builder checkpoints(pool_);
-    arrow::StringBuilder temps(pool_), finals(pool_);
-    for (const auto& [checkpoint, files] : pending_) {
-      for (const auto& f : files) {
-        ARROW_RETURN_NOT_OK(instances.Append(instance_index_));
-        ARROW_RETURN_NOT_OK(checkpoints.Append(checkpoint));
-        ARROW_RETURN_NOT_OK(temps.Append(f.temp));
-        ARROW_RETURN_NOT_OK(finals.Append(f.final));
-      }
-    }
-    std::shared_ptr<arrow::Array> a, b, c, d;
-    ARROW_RETURN_NOT_OK(instances.Finish(&a));
-    ARROW_RETURN_NOT_OK(checkpoints.Finish(&b));
-    ARROW_RETURN_NOT_OK(temps.Finish(&c));
-    ARROW_RETURN_NOT_OK(finals.Finish(&d));
-    return writer->WriteOperatorState(
-        kPartitionedFileSinkPendingState,
-        arrow::RecordBatch::Make(PendingSchema(), a->length(), {a, b, c, d}));
+    ARROW_ASSIGN_OR_RAISE(auto batch,
+                          PendingFilesBatch(pending_, instance_index_, pool_));
+    return writer->WriteOperatorState(kPartitionedFileSinkPendingState, batch);
   }
 
   arrow::Status NotifyCheckpointComplete(int64_t checkpoint_id,
@@ -420,44 +363,17 @@ class PartitionedFileSinkOperator : public Operator {
   }
 
   arrow::Status Rename(const PendingFile& f, int64_t checkpoint) const {
-    std::error_code ec;
-    if (!fs::exists(f.temp, ec) && fs::exists(f.final, ec)) return arrow::Status::OK();
-    fs::rename(f.temp, f.final, ec);
-    if (ec) {
-      return arrow::Status::IOError(name_, ": cannot commit '", f.temp, "' as '", f.final,
-                                    "' (checkpoint ", checkpoint, "): ", ec.message());
-    }
+    ARROW_RETURN_NOT_OK(CommitPendingFile(name_, f, checkpoint));
     return SyncPath(fs::path(f.final).parent_path().string(), true);
   }
 
   arrow::Status CommitRestored(SnapshotReader* restore) {
-    ARROW_ASSIGN_OR_RAISE(auto batches,
-                          restore->ReadOperatorState(kPartitionedFileSinkPendingState));
-    for (const auto& batch : batches) {
-      if (!batch->schema()->Equals(*PendingSchema(), false)) {
-        return arrow::Status::Invalid(name_, ": checkpoint ", restore->checkpoint_id(),
-                                      " holds '", kPartitionedFileSinkPendingState,
-                                      "' with schema ", batch->schema()->ToString());
-      }
-      const auto& instances = static_cast<const arrow::Int32Array&>(*batch->column(0));
-      const auto& checkpoints = static_cast<const arrow::Int64Array&>(*batch->column(1));
-      const auto& temps = static_cast<const arrow::StringArray&>(*batch->column(2));
-      const auto& finals = static_cast<const arrow::StringArray&>(*batch->column(3));
-      for (int64_t i = 0; i < batch->num_rows(); ++i) {
-        if (instances.Value(i) % parallelism_ != instance_index_) continue;
-        PendingFile f{std::string(temps.GetView(i)), std::string(finals.GetView(i))};
-        std::error_code ec;
-        if (!fs::exists(f.temp, ec) && !fs::exists(f.final, ec)) {
-          return arrow::Status::IOError(name_, ": checkpoint ", restore->checkpoint_id(),
-                                        " recorded '", f.temp,
-                                        "' as written, but neither it nor '", f.final,
-                                        "' exists: the output directory lost data");
-        }
-        ARROW_RETURN_NOT_OK(Rename(f, checkpoints.Value(i)));
-        written_dirs_.insert(fs::path(f.final).parent_path().string());
-      }
-    }
-    return arrow::Status::OK();
+    return ForEachRestoredPendingFile(
+        name_, restore, kPartitionedFileSinkPendingState, instance_index_, parallelism_,
+        [&](const PendingFile& f, int64_t checkpoint) {
+          written_dirs_.insert(fs::path(f.final).parent_path().string());
+          return Rename(f, checkpoint);
+        });
   }
 
   /// Deletes in-progress files (anywhere under the path) of the instances this
