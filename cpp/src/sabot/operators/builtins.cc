@@ -51,10 +51,10 @@ void RegisterBuiltins(OperatorRegistry* registry) {
   nexmark::RegisterNexmarkSource(registry);
   kafka::RegisterKafkaSource(registry);
   kafka::RegisterKafkaSink(registry);
-  RegisterLookupJoin(registry);   // lookup join (operators/lookup_join.h)
-  RegisterViewSink(registry);     // materialized views (views/view_sink.h)
-  RegisterUpsertSinks(registry);  // Kafka / file upsert sinks (connectors/upsert/)
-  RegisterOverAggregate(registry);        // over_rows (operators/over_aggregate.h)
+  RegisterLookupJoin(registry);     // lookup join (operators/lookup_join.h)
+  RegisterViewSink(registry);       // materialized views (views/view_sink.h)
+  RegisterUpsertSinks(registry);    // Kafka / file upsert sinks (connectors/upsert/)
+  RegisterOverAggregate(registry);  // over_rows (operators/over_aggregate.h)
   RegisterPartitionedFileSink(registry);  // connectors/file/partitioned_file_sink.h
 }
 

@@ -25,8 +25,8 @@
 #include "sabot/python/join_bindings.h"
 #include "sabot/python/kafka_bindings.h"
 #include "sabot/python/lookup_bindings.h"
-#include "sabot/python/regular_join_bindings.h"
 #include "sabot/python/over_files_bindings.h"  // over_rows, partitioned files
+#include "sabot/python/regular_join_bindings.h"
 #include "sabot/python/state_bindings.h"
 
 namespace nb = nanobind;
@@ -645,5 +645,6 @@ NB_MODULE(_sabot, m) {
   RegisterUpsertBindings(m);       // upsert sinks (python/upsert_bindings.cc)
   RegisterFaustStoreBindings(m);   // Faust tables' store (python/faust_store_bindings.cc)
   RegisterFaustBindings(m);        // Faust decoder (python/faust_bindings.cc)
-  RegisterOverFilesBindings(m);    // over_rows, partitioned files (python/over_files_bindings.cc)
+  RegisterOverFilesBindings(
+      m);  // over_rows, partitioned files (python/over_files_bindings.cc)
 }
