@@ -4,6 +4,7 @@
 #include <arrow/c/bridge.h>
 
 #include <stdexcept>
+#include <string>
 
 namespace nb = nanobind;
 
@@ -32,6 +33,22 @@ void ReleaseStreamCapsule(PyObject* capsule) {
       static_cast<ArrowArrayStream*>(PyCapsule_GetPointer(capsule, "arrow_array_stream"));
   if (stream && stream->release) stream->release(stream);
   delete stream;
+}
+
+std::shared_ptr<arrow::Array> ArrayFromCapsules(nb::handle pair, const char* what) {
+  const std::string error = std::string(what) + ": expected an Arrow array";
+  if (!nb::isinstance<nb::tuple>(pair) || nb::len(pair) != 2) {
+    throw nb::type_error(error.c_str());
+  }
+  auto* c_schema =
+      static_cast<ArrowSchema*>(PyCapsule_GetPointer(pair[0].ptr(), "arrow_schema"));
+  auto* c_array =
+      static_cast<ArrowArray*>(PyCapsule_GetPointer(pair[1].ptr(), "arrow_array"));
+  if (!c_schema || !c_array) {
+    PyErr_Clear();
+    throw nb::type_error(error.c_str());
+  }
+  return Unwrap(arrow::ImportArray(c_array, c_schema));
 }
 
 std::shared_ptr<arrow::Schema> SchemaFromCapsule(nb::handle capsule) {

@@ -30,6 +30,10 @@ void ReleaseStreamCapsule(PyObject* capsule);
 // Imports an "arrow_schema" capsule (nb::type_error when `capsule` is not one).
 std::shared_ptr<arrow::Schema> SchemaFromCapsule(nanobind::handle capsule);
 
+// Imports the (schema capsule, array capsule) pair of __arrow_c_array__ as an
+// Array; nb::type_error naming `what` for anything else.
+std::shared_ptr<arrow::Array> ArrayFromCapsules(nanobind::handle pair, const char* what);
+
 // Exports `schema` as an "arrow_schema" capsule (errors thrown by Check).
 nanobind::object SchemaToCapsule(const std::shared_ptr<arrow::Schema>& schema);
 

@@ -51,16 +51,7 @@ class FaustDecoder {
 
   /// (rows, errors): rows line up with the input only when errors is empty.
   nb::object Decode(nb::handle array_capsules) {
-    nb::tuple caps = nb::cast<nb::tuple>(array_capsules);
-    auto* c_schema =
-        static_cast<ArrowSchema*>(PyCapsule_GetPointer(caps[0].ptr(), "arrow_schema"));
-    auto* c_array =
-        static_cast<ArrowArray*>(PyCapsule_GetPointer(caps[1].ptr(), "arrow_array"));
-    if (!c_schema || !c_array) {
-      PyErr_Clear();
-      throw nb::type_error("expected (arrow_schema, arrow_array) capsules");
-    }
-    auto array = Unwrap(arrow::ImportArray(c_array, c_schema));
+    auto array = py::ArrayFromCapsules(array_capsules, "FaustDecoder.decode");
     if (array->type_id() != arrow::Type::BINARY) {
       throw nb::type_error("FaustDecoder.decode expects a binary array");
     }

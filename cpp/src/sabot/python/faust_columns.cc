@@ -262,16 +262,7 @@ void RegisterFaustColumns(nb::module_& m) {
   m.def(
       "arrow_to_pylist",
       [](nb::handle array_capsules) {
-        nb::tuple caps = nb::cast<nb::tuple>(array_capsules);
-        auto* c_schema = static_cast<ArrowSchema*>(
-            PyCapsule_GetPointer(caps[0].ptr(), "arrow_schema"));
-        auto* c_array =
-            static_cast<ArrowArray*>(PyCapsule_GetPointer(caps[1].ptr(), "arrow_array"));
-        if (!c_schema || !c_array) {
-          PyErr_Clear();
-          throw nb::type_error("expected (arrow_schema, arrow_array) capsules");
-        }
-        auto array = Unwrap(arrow::ImportArray(c_array, c_schema));
+        auto array = ArrayFromCapsules(array_capsules, "arrow_to_pylist");
         return ArrayToPyList(*array);
       },
       "array"_a,

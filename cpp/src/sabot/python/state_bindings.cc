@@ -81,26 +81,6 @@ nb::tuple BatchToCapsules(const std::shared_ptr<arrow::RecordBatch>& batch) {
   });
 }
 
-std::pair<ArrowArray*, ArrowSchema*> CapsulePair(nb::handle pair, const char* what) {
-  if (!nb::isinstance<nb::tuple>(pair) || nb::len(pair) != 2) {
-    throw nb::type_error((std::string(what) + ": expected an Arrow array").c_str());
-  }
-  auto* c_schema =
-      static_cast<ArrowSchema*>(PyCapsule_GetPointer(pair[0].ptr(), "arrow_schema"));
-  auto* c_array =
-      static_cast<ArrowArray*>(PyCapsule_GetPointer(pair[1].ptr(), "arrow_array"));
-  if (!c_schema || !c_array) {
-    PyErr_Clear();
-    throw nb::type_error((std::string(what) + ": expected an Arrow array").c_str());
-  }
-  return {c_array, c_schema};
-}
-
-std::shared_ptr<arrow::Array> ArrayFromCapsules(nb::handle pair, const char* what) {
-  auto c = CapsulePair(pair, what);
-  return Value(arrow::ImportArray(c.first, c.second));
-}
-
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> BatchFromCapsules(
     nb::handle pair, const std::string& what) {
   if (!nb::isinstance<nb::tuple>(pair) || nb::len(pair) != 2) {
@@ -127,6 +107,7 @@ std::shared_ptr<arrow::DataType> TypeFromCapsule(nb::handle capsule) {
   return Value(arrow::ImportType(c_schema));
 }
 
+using py::ArrayFromCapsules;
 using py::SchemaFromCapsule;
 
 /// A Python object owned from C++ (destroyed with the GIL held).

@@ -23,27 +23,12 @@ using namespace nb::literals;
 namespace sabot {
 namespace {
 
+using py::ArrayFromCapsules;
 using py::BatchToCapsules;
 using py::Check;
 using py::SchemaToCapsule;
 using py::TableToStreamCapsule;
 using py::Unwrap;
-
-// A (schema capsule, array capsule) pair from __arrow_c_array__ -> Array.
-std::shared_ptr<arrow::Array> ArrayFromCapsules(nb::handle pair) {
-  if (!nb::isinstance<nb::tuple>(pair) || nb::len(pair) != 2) {
-    throw nb::type_error("expected a (schema, array) capsule pair");
-  }
-  auto* c_schema =
-      static_cast<ArrowSchema*>(PyCapsule_GetPointer(pair[0].ptr(), "arrow_schema"));
-  auto* c_array =
-      static_cast<ArrowArray*>(PyCapsule_GetPointer(pair[1].ptr(), "arrow_array"));
-  if (!c_schema || !c_array) {
-    PyErr_Clear();
-    throw nb::type_error("expected Arrow C Data Interface capsules");
-  }
-  return Unwrap(arrow::ImportArray(c_array, c_schema));
-}
 
 }  // namespace
 
@@ -66,7 +51,7 @@ void RegisterViewBindings(nb::module_& m) {
       .def("get",
            [](const MaterializedView& v, nb::list key) -> nb::object {
              std::vector<std::shared_ptr<arrow::Array>> arrays;
-             for (nb::handle h : key) arrays.push_back(ArrayFromCapsules(h));
+             for (nb::handle h : key) arrays.push_back(ArrayFromCapsules(h, "key"));
              arrow::Result<std::shared_ptr<arrow::RecordBatch>> row;
              {
                nb::gil_scoped_release release;
