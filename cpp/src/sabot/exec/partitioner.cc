@@ -366,46 +366,37 @@ class ColumnScatter {
 
 // One pass per column scatters its rows into every partition (instead of one
 // Take per partition, each re-reading the column through an index array).
-arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
-                             const std::vector<int>& key_indices, int parallelism,
-                             int max_parallelism, arrow::MemoryPool* pool,
-                             std::vector<std::shared_ptr<arrow::RecordBatch>>* out) {
-  out->assign(static_cast<size_t>(parallelism), nullptr);
+arrow::Status SplitByTarget(const std::shared_ptr<arrow::RecordBatch>& batch,
+                            const int32_t* target, int parts, arrow::MemoryPool* pool,
+                            std::vector<std::shared_ptr<arrow::RecordBatch>>* out) {
+  out->assign(static_cast<size_t>(parts), nullptr);
   const int64_t n = batch->num_rows();
   if (n == 0) return arrow::Status::OK();
-  std::vector<uint64_t> hashes;
-  ARROW_RETURN_NOT_OK(HashColumns(*batch, key_indices, &hashes));
-  std::vector<int32_t> target(static_cast<size_t>(n));
   std::vector<int64_t> dest(static_cast<size_t>(n));
-  std::vector<int64_t> counts(static_cast<size_t>(parallelism), 0);
-  for (int64_t i = 0; i < n; ++i) {
-    int instance = InstanceOfKeyGroup(KeyGroupOf(hashes[i], max_parallelism),
-                                      max_parallelism, parallelism);
-    target[i] = instance;
-    dest[i] = counts[instance]++;
-  }
-  // Fast path: all rows to one instance.
-  for (int p = 0; p < parallelism; ++p) {
+  std::vector<int64_t> counts(static_cast<size_t>(parts), 0);
+  for (int64_t i = 0; i < n; ++i) dest[i] = counts[target[i]]++;
+  // Fast path: all rows to one part.
+  for (int p = 0; p < parts; ++p) {
     if (counts[p] == n) {
       (*out)[p] = batch;
       return arrow::Status::OK();
     }
   }
   const int num_columns = batch->num_columns();
-  std::vector<arrow::ArrayDataVector> columns(static_cast<size_t>(parallelism));
+  std::vector<arrow::ArrayDataVector> columns(static_cast<size_t>(parts));
   for (auto& c : columns) c.resize(static_cast<size_t>(num_columns));
-  ColumnScatter scatter(target.data(), dest.data(), counts.data(), parallelism, pool);
+  ColumnScatter scatter(target, dest.data(), counts.data(), parts, pool);
   std::vector<std::shared_ptr<arrow::Int32Array>> indices;  // for Take, made on demand
   for (int c = 0; c < num_columns; ++c) {
     const auto& data = batch->column_data(c);
-    ARROW_ASSIGN_OR_RAISE(auto parts, scatter.Run(*data));
-    if (!parts.empty()) {
-      for (int p = 0; p < parallelism; ++p) columns[p][c] = std::move(parts[p]);
+    ARROW_ASSIGN_OR_RAISE(auto scattered, scatter.Run(*data));
+    if (!scattered.empty()) {
+      for (int p = 0; p < parts; ++p) columns[p][c] = std::move(scattered[p]);
       continue;
     }
-    // Other types (nested, dictionary, views): arrow's Take per partition.
+    // Other types (nested, dictionary, views): arrow's Take per part.
     if (indices.empty()) {
-      std::vector<arrow::Int32Builder> builders(static_cast<size_t>(parallelism));
+      std::vector<arrow::Int32Builder> builders(static_cast<size_t>(parts));
       for (int64_t i = 0; i < n; ++i) {
         ARROW_RETURN_NOT_OK(builders[target[i]].Append(static_cast<int32_t>(i)));
       }
@@ -416,7 +407,7 @@ arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
       }
     }
     arrow::compute::ExecContext ctx(pool);
-    for (int p = 0; p < parallelism; ++p) {
+    for (int p = 0; p < parts; ++p) {
       if (counts[p] == 0) continue;
       ARROW_ASSIGN_OR_RAISE(
           auto taken,
@@ -425,12 +416,31 @@ arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
       columns[p][c] = taken.array();
     }
   }
-  for (int p = 0; p < parallelism; ++p) {
+  for (int p = 0; p < parts; ++p) {
     if (counts[p] == 0) continue;
     (*out)[p] =
         arrow::RecordBatch::Make(batch->schema(), counts[p], std::move(columns[p]));
   }
   return arrow::Status::OK();
+}
+
+arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,
+                             const std::vector<int>& key_indices, int parallelism,
+                             int max_parallelism, arrow::MemoryPool* pool,
+                             std::vector<std::shared_ptr<arrow::RecordBatch>>* out) {
+  const int64_t n = batch->num_rows();
+  if (n == 0) {
+    out->assign(static_cast<size_t>(parallelism), nullptr);
+    return arrow::Status::OK();
+  }
+  std::vector<uint64_t> hashes;
+  ARROW_RETURN_NOT_OK(HashColumns(*batch, key_indices, &hashes));
+  std::vector<int32_t> target(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    target[i] = InstanceOfKeyGroup(KeyGroupOf(hashes[i], max_parallelism),
+                                   max_parallelism, parallelism);
+  }
+  return SplitByTarget(batch, target.data(), parallelism, pool, out);
 }
 
 }  // namespace sabot

@@ -36,6 +36,14 @@ arrow::Result<std::vector<int>> ResolveKeyColumns(const arrow::Schema& schema,
                                                   const std::vector<std::string>& keys,
                                                   const std::string& operator_name);
 
+/// Splits `batch` into `parts` batches: row i goes to part target[i] (in
+/// [0, parts)), rows keeping their order within a part; one pass per column for
+/// fixed-width, boolean and string/binary columns, arrow's Take for others.
+/// out[p] is null when no row goes to part p.
+arrow::Status SplitByTarget(const std::shared_ptr<arrow::RecordBatch>& batch,
+                            const int32_t* target, int parts, arrow::MemoryPool* pool,
+                            std::vector<std::shared_ptr<arrow::RecordBatch>>* out);
+
 /// Splits `batch` into `parallelism` batches by key group of the key columns.
 /// out[i] is null when no row goes to instance i.
 arrow::Status PartitionByKey(const std::shared_ptr<arrow::RecordBatch>& batch,

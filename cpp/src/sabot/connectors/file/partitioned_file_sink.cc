@@ -134,44 +134,28 @@ class PartitionedFileSinkOperator : public Operator {
     }
     ARROW_ASSIGN_OR_RAISE(auto ids, key_table_->Consume(keys, n));
     ARROW_ASSIGN_OR_RAISE(auto data, DataColumns(*batch));
-    // Counting sort of the rows by partition (order kept within a partition).
+    // The rows of each partition, in order: one scatter pass per column.
     const uint32_t* gid = ids->raw_values();
     if (slot_.size() < key_table_->num_groups())
       slot_.resize(key_table_->num_groups(), -1);
     std::vector<uint32_t> groups;
-    std::vector<int64_t> counts;
     std::vector<int32_t> first_row;
+    std::vector<int32_t> target(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
       int32_t& s = slot_[gid[i]];
       if (s < 0) {
         s = static_cast<int32_t>(groups.size());
         groups.push_back(gid[i]);
-        counts.push_back(0);
         first_row.push_back(static_cast<int32_t>(i));
       }
-      ++counts[s];
+      target[i] = s;
     }
-    if (groups.size() == 1) {
-      slot_[groups[0]] = -1;
-      ARROW_RETURN_NOT_OK(Write(groups[0], *batch, first_row[0], *data));
-      return out->Emit(batch);
-    }
-    std::vector<int64_t> offsets(groups.size() + 1, 0);
-    for (size_t g = 0; g < groups.size(); ++g) offsets[g + 1] = offsets[g] + counts[g];
-    ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateBuffer(n * 8, pool_));
-    auto* raw = reinterpret_cast<int64_t*>(buffer->mutable_data());
-    std::vector<int64_t> fill(offsets.begin(), offsets.end() - 1);
-    for (int64_t i = 0; i < n; ++i) raw[fill[slot_[gid[i]]]++] = i;
     for (uint32_t g : groups) slot_[g] = -1;
-    auto index_array = std::make_shared<arrow::Int64Array>(n, std::move(buffer));
-    ARROW_ASSIGN_OR_RAISE(
-        auto taken, arrow::compute::Take(arrow::Datum(data), arrow::Datum(index_array),
-                                         arrow::compute::TakeOptions::NoBoundsCheck(),
-                                         exec_context_));
-    auto sorted = taken.record_batch();
+    std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
+    ARROW_RETURN_NOT_OK(SplitByTarget(data, target.data(),
+                                      static_cast<int>(groups.size()), pool_, &parts));
     for (size_t g = 0; g < groups.size(); ++g) {
-      auto part = sorted->Slice(offsets[g], counts[g]);
-      ARROW_RETURN_NOT_OK(Write(groups[g], *batch, first_row[g], *part));
+      ARROW_RETURN_NOT_OK(Write(groups[g], *batch, first_row[g], *parts[g]));
     }
     return out->Emit(batch);
   }
